@@ -1,0 +1,79 @@
+"""Command line: `python -m bot [serve]` runs the app; `python -m bot worker` runs the poller."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import sys
+from collections.abc import Sequence
+
+from bot.allowlist import Allowlist, AllowlistError, load_allowlist
+from bot.config import Settings, StartupError
+from bot.google_auth import AnonymousTokens, CredentialsError, GoogleTokens, TokenSource
+from bot.logs import configure_logging
+from bot.redis_server import EmbeddedRedis
+
+log = logging.getLogger("cancel_op")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bot", description=__doc__)
+    parser.add_argument("command", nargs="?", default="serve", choices=("serve", "worker"))
+    args = parser.parse_args(argv)
+    configure_logging()
+    embedded: EmbeddedRedis | None = None
+    try:
+        settings = Settings.from_env(os.environ, needs_slack_requests=args.command == "serve")
+        allowlist = _load_allowlist(settings)
+        if args.command == "worker":
+            print(
+                "cancel-op: the worker arrives with the poller; nothing to run yet.",
+                file=sys.stderr,
+            )
+            return 0
+        redis_url = settings.redis_url
+        if redis_url is None:
+            embedded = EmbeddedRedis(settings.data_dir)
+            redis_url = embedded.start()
+        tokens = _google_tokens(settings)
+        from bot.server import serve
+
+        asyncio.run(serve(settings, redis_url, allowlist, tokens))
+    except StartupError as exc:
+        print(f"cancel-op: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        pass
+    finally:
+        if embedded is not None:
+            embedded.stop()
+    return 0
+
+
+def _load_allowlist(settings: Settings) -> Allowlist:
+    try:
+        return load_allowlist(settings.allowlist_file, settings.operations_service)
+    except AllowlistError as exc:
+        raise StartupError(
+            "ALLOWLIST_FILE", str(exc), "Fix the file, or point ALLOWLIST_FILE at the right one"
+        ) from exc
+
+
+def _google_tokens(settings: Settings) -> TokenSource:
+    if settings.google_auth == "anonymous":
+        return AnonymousTokens()
+    try:
+        return GoogleTokens.from_adc()
+    except CredentialsError as exc:
+        raise StartupError(
+            "GOOGLE_AUTH",
+            f"adc: no Application Default Credentials ({exc})",
+            "Run `gcloud auth application-default login`, set GOOGLE_APPLICATION_CREDENTIALS, "
+            "or run on Google Cloud with a service account",
+        ) from exc
+
+
+if __name__ == "__main__":
+    sys.exit(main())

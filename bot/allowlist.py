@@ -1,0 +1,243 @@
+"""Who may do what to which operation, mirroring an IAM policy; deny by default.
+
+The file is read once at start-up; any mistake in it stops start-up with the file, line
+and reason, since a half-read policy could grant or deny the wrong people.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from enum import Enum
+from pathlib import Path
+from typing import Protocol
+
+import yaml
+
+from bot.names import OperationName
+
+_MEMBER_PREFIXES = ("user:", "usergroup:")
+_SLACK_ID = re.compile(r"[A-Z0-9]{2,32}")
+_PATTERN_SEGMENT = re.compile(r"[A-Za-z0-9._~*-]{1,128}")
+ALL_OPERATIONS = ("projects/*/locations/*/operations/*",)
+_BINDING_KEYS = frozenset({"permission", "members", "resources", "channels"})
+
+
+class Action(Enum):
+    CANCEL = "cancel"
+    GET = "get"
+    LIST = "list"
+
+    def permission(self, service: str) -> str:
+        return f"{service}.operations.{self.value}"
+
+
+class AllowlistError(Exception):
+    """The allowlist file cannot be used; the message names file, line and reason."""
+
+
+class GroupDirectory(Protocol):
+    """Who is in a Slack user group (an on-call rotation, say)."""
+
+    async def members(self, group_id: str) -> frozenset[str]: ...
+
+
+class GroupLookupError(Exception):
+    """Group membership could not be read; the check fails closed."""
+
+
+@dataclass(frozen=True)
+class Binding:
+    permission: str
+    users: frozenset[str]
+    groups: tuple[str, ...]
+    resources: tuple[str, ...] = ALL_OPERATIONS
+    channels: frozenset[str] | None = None
+
+    def covers(self, permission: str, resource: str, channel: str) -> bool:
+        """True when this binding's permission, resources and channels apply."""
+        if permission != self.permission:
+            return False
+        if self.channels is not None and channel not in self.channels:
+            return False
+        return any(_matches(pattern, resource) for pattern in self.resources)
+
+
+@dataclass(frozen=True)
+class Decision:
+    allowed: bool
+    permission: str
+    # Why a denial happened where the caller can do something about it.
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class Allowlist:
+    service: str
+    bindings: tuple[Binding, ...] = field(default_factory=tuple)
+
+    async def check(
+        self,
+        action: Action,
+        user: str,
+        name: OperationName,
+        channel: str,
+        groups: GroupDirectory,
+    ) -> Decision:
+        permission = action.permission(self.service)
+        applicable = [b for b in self.bindings if b.covers(permission, name.path, channel)]
+        if any(user in b.users for b in applicable):
+            return Decision(True, permission)
+        failed_lookup = False
+        for group in dict.fromkeys(g for b in applicable for g in b.groups):
+            try:
+                if user in await groups.members(group):
+                    return Decision(True, permission)
+            except GroupLookupError:
+                failed_lookup = True
+        note = "Slack did not tell me who is in your user group; try again shortly."
+        return Decision(False, permission, note if failed_lookup else "")
+
+
+def _matches(pattern: str, resource: str) -> bool:
+    pattern_parts = pattern.split("/")
+    resource_parts = resource.split("/")
+    if len(pattern_parts) != len(resource_parts):
+        return False
+    # `*` stays inside one segment because segments are compared one by one.
+    return all(
+        fnmatch.fnmatchcase(part, pat.replace("[", "[[]"))
+        for pat, part in zip(pattern_parts, resource_parts, strict=True)
+    )
+
+
+def load_allowlist(path: Path, service: str) -> Allowlist:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError as exc:
+        raise AllowlistError(f"{path}: no such file") from exc
+    except OSError as exc:
+        raise AllowlistError(f"{path}: cannot be read ({exc.strerror})") from exc
+    return parse_allowlist(text, service, str(path))
+
+
+def parse_allowlist(text: str, service: str, source: str = "allowlist") -> Allowlist:
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+    except yaml.MarkedYAMLError as exc:
+        line = exc.problem_mark.line + 1 if exc.problem_mark else 0
+        raise AllowlistError(f"{source}:{line}: not valid YAML ({exc.problem})") from exc
+    except yaml.YAMLError as exc:
+        raise AllowlistError(f"{source}: not valid YAML ({exc})") from exc
+    reader = _Reader(source, service)
+    return Allowlist(service, reader.bindings(root))
+
+
+class _Reader:
+    """Walks the YAML node tree so every complaint can name its line."""
+
+    def __init__(self, source: str, service: str) -> None:
+        self.source = source
+        self.permissions = {action.permission(service) for action in Action}
+
+    def fail(self, node: yaml.Node | None, reason: str) -> AllowlistError:
+        line = node.start_mark.line + 1 if node is not None else 1
+        return AllowlistError(f"{self.source}:{line}: {reason}")
+
+    def bindings(self, root: yaml.Node | None) -> tuple[Binding, ...]:
+        if not isinstance(root, yaml.MappingNode):
+            raise self.fail(root, "expected a mapping with the key 'bindings'")
+        entries = self.mapping(root, frozenset({"bindings"}))
+        if "bindings" not in entries:
+            raise self.fail(root, "missing key 'bindings'")
+        items = entries["bindings"]
+        if not isinstance(items, yaml.SequenceNode):
+            raise self.fail(items, "'bindings' must be a list")
+        return tuple(self.binding(item) for item in items.value)
+
+    def mapping(self, node: yaml.MappingNode, allowed: frozenset[str]) -> dict[str, yaml.Node]:
+        result: dict[str, yaml.Node] = {}
+        for key_node, value_node in node.value:
+            key = key_node.value
+            if key not in allowed:
+                known = ", ".join(sorted(allowed))
+                raise self.fail(key_node, f"unknown key {key!r} (known keys: {known})")
+            if key in result:
+                raise self.fail(key_node, f"key {key!r} appears twice")
+            result[key] = value_node
+        return result
+
+    def binding(self, node: yaml.Node) -> Binding:
+        if not isinstance(node, yaml.MappingNode):
+            raise self.fail(node, "each binding must be a mapping")
+        entries = self.mapping(node, _BINDING_KEYS)
+        for required in ("permission", "members"):
+            if required not in entries:
+                raise self.fail(node, f"binding without {required!r}")
+        permission = self.scalar(entries["permission"])
+        if permission not in self.permissions:
+            known = ", ".join(sorted(self.permissions))
+            raise self.fail(entries["permission"], f"unknown permission {permission!r} ({known})")
+        users, groups = self.members(entries["members"])
+        resources: tuple[str, ...] = ALL_OPERATIONS
+        if "resources" in entries:
+            resources = tuple(self.resource(n) for n in self.sequence(entries["resources"]))
+        channels = None
+        if "channels" in entries:
+            channels = frozenset(
+                self.slack_id(n, "channel") for n in self.sequence(entries["channels"])
+            )
+        return Binding(permission, frozenset(users), tuple(groups), resources, channels)
+
+    def members(self, node: yaml.Node) -> tuple[list[str], list[str]]:
+        users: list[str] = []
+        groups: list[str] = []
+        for item in self.sequence(node):
+            member = self.scalar(item)
+            if member.startswith("user:"):
+                users.append(self.slack_id(item, "user", member.removeprefix("user:")))
+            elif member.startswith("usergroup:"):
+                groups.append(self.slack_id(item, "user group", member.removeprefix("usergroup:")))
+            else:
+                raise self.fail(
+                    item, f"member {member!r} needs a prefix: {' or '.join(_MEMBER_PREFIXES)}"
+                )
+        if not users and not groups:
+            raise self.fail(node, "'members' is empty")
+        return users, groups
+
+    def resource(self, node: yaml.Node) -> str:
+        pattern = self.scalar(node)
+        parts = pattern.split("/")
+        shape_ok = (
+            len(parts) == 6
+            and parts[0::2] == ["projects", "locations", "operations"]
+            and all(_PATTERN_SEGMENT.fullmatch(p) for p in parts[1::2])
+        )
+        if not shape_ok:
+            raise self.fail(
+                node,
+                f"resource {pattern!r} must look like "
+                "projects/PROJECT/locations/LOCATION/operations/OPERATION ('*' allowed)",
+            )
+        return pattern
+
+    def slack_id(self, node: yaml.Node, kind: str, value: str | None = None) -> str:
+        text = self.scalar(node) if value is None else value
+        if _SLACK_ID.fullmatch(text) is None:
+            raise self.fail(node, f"{text!r} is not a Slack {kind} ID (like U0123ABCD)")
+        return text
+
+    def sequence(self, node: yaml.Node) -> Iterable[yaml.Node]:
+        if not isinstance(node, yaml.SequenceNode):
+            raise self.fail(node, "expected a list")
+        if not node.value:
+            raise self.fail(node, "the list is empty")
+        return list(node.value)
+
+    def scalar(self, node: yaml.Node) -> str:
+        if not isinstance(node, yaml.ScalarNode) or not isinstance(node.value, str):
+            raise self.fail(node, "expected a single value")
+        return str(node.value).strip()

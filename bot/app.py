@@ -1,0 +1,100 @@
+"""Builds the Bolt app and everything it uses, from checked settings."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import httpx
+import redis.asyncio as redis
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialBackoff
+from slack_bolt.async_app import AsyncApp
+from slack_sdk.http_retry.builtin_async_handlers import (
+    AsyncConnectionErrorRetryHandler,
+    AsyncRateLimitErrorRetryHandler,
+    AsyncServerErrorRetryHandler,
+)
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot import listeners
+from bot.allowlist import Allowlist
+from bot.audit import Audit
+from bot.cancellation import Cancellations
+from bot.config import Settings
+from bot.confirmation import MetadataSigner
+from bot.google_auth import TokenSource
+from bot.operations import OperationsClient
+from bot.services import CONTEXT_KEY, Services
+from bot.slack_groups import SlackGroupDirectory
+
+
+def connect_redis(url: str) -> redis.Redis:
+    # A short reconnect loop rides out a Redis restart without failing the request at hand.
+    return redis.Redis.from_url(
+        url,
+        decode_responses=True,
+        socket_timeout=2.0,
+        socket_connect_timeout=2.0,
+        retry=Retry(ExponentialBackoff(cap=0.5, base=0.05), retries=3),
+        retry_on_error=[redis.ConnectionError, redis.TimeoutError],
+    )
+
+
+def slack_client(settings: Settings) -> AsyncWebClient:
+    kwargs: dict[str, Any] = {"token": settings.slack_bot_token}
+    if settings.slack_api_url:
+        kwargs["base_url"] = settings.slack_api_url.rstrip("/") + "/"
+    return AsyncWebClient(
+        **kwargs,
+        retry_handlers=[
+            AsyncConnectionErrorRetryHandler(max_retry_count=2),
+            AsyncRateLimitErrorRetryHandler(max_retry_count=3),
+            AsyncServerErrorRetryHandler(max_retry_count=2),
+        ],
+    )
+
+
+def build_services(
+    settings: Settings,
+    store: redis.Redis,
+    allowlist: Allowlist,
+    slack: AsyncWebClient,
+    http: httpx.AsyncClient,
+    tokens: TokenSource,
+) -> Services:
+    operations = OperationsClient(http, settings.operations_api_url, tokens)
+    audit = Audit(store)
+    return Services(
+        settings=settings,
+        redis=store,
+        operations=operations,
+        allowlist=allowlist,
+        groups=SlackGroupDirectory(slack),
+        audit=audit,
+        cancellations=Cancellations(
+            store, operations, slack, audit, settings.watch_timeout_seconds
+        ),
+        signer=MetadataSigner(settings.slack_bot_token),
+    )
+
+
+def build_app(services: Services, slack: AsyncWebClient) -> AsyncApp:
+    settings = services.settings
+    app = AsyncApp(
+        client=slack,
+        signing_secret=settings.slack_signing_secret or None,
+        # Socket Mode requests arrive over an authenticated websocket, not signed HTTP.
+        request_verification_enabled=not settings.socket_mode,
+        process_before_response=False,
+    )
+
+    async def provide_services(
+        context: dict[str, Any], next: Callable[[], Awaitable[None]]
+    ) -> None:
+        context[CONTEXT_KEY] = services
+        await next()
+
+    app.use(provide_services)
+    listeners.register(app)
+    return app

@@ -1,0 +1,107 @@
+"""Bearer tokens for Google from google-auth, refreshed over httpx off the event loop.
+
+google-auth has no httpx transport, so `HttpxAuthRequest` implements its
+`transport.Request` over a synchronous httpx client; refreshes run in a thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+from typing import Any, Protocol
+
+import google.auth
+import google.auth.exceptions
+import google.auth.transport
+import httpx
+
+CLOUD_PLATFORM_SCOPE = "https://www.googleapis.com/auth/cloud-platform"
+
+
+class CredentialsError(Exception):
+    """Application Default Credentials could not be found or used."""
+
+
+class TokenSource(Protocol):
+    async def headers(self) -> dict[str, str]: ...
+
+
+class AnonymousTokens:
+    """No credentials: for local emulators only."""
+
+    async def headers(self) -> dict[str, str]:
+        return {}
+
+
+class _HttpxResponse(google.auth.transport.Response):
+    def __init__(self, response: httpx.Response) -> None:
+        self._response = response
+
+    @property
+    def status(self) -> int:
+        return self._response.status_code
+
+    @property
+    def headers(self) -> Mapping[str, str]:
+        return self._response.headers
+
+    @property
+    def data(self) -> bytes:
+        return self._response.content
+
+
+class HttpxAuthRequest(google.auth.transport.Request):
+    """google-auth's transport interface over a synchronous httpx client."""
+
+    def __init__(self, client: httpx.Client) -> None:
+        self._client = client
+
+    def __call__(
+        self,
+        url: str,
+        method: str = "GET",
+        body: bytes | None = None,
+        headers: Mapping[str, str] | None = None,
+        timeout: float | None = None,
+        **kwargs: Any,
+    ) -> _HttpxResponse:
+        try:
+            response = self._client.request(
+                method, url, content=body, headers=headers, timeout=timeout or 30.0
+            )
+        except httpx.HTTPError as exc:
+            raise google.auth.exceptions.TransportError(str(exc)) from exc  # type: ignore[no-untyped-call]
+        return _HttpxResponse(response)
+
+
+class GoogleTokens:
+    """Tokens from google-auth credentials; one refresh at a time, in a worker thread."""
+
+    def __init__(self, credentials: Any, client: httpx.Client | None = None) -> None:
+        self._credentials = credentials
+        self._request = HttpxAuthRequest(client or httpx.Client(timeout=30.0))
+        self._lock = asyncio.Lock()
+
+    @classmethod
+    def from_adc(cls) -> GoogleTokens:
+        try:
+            credentials, _project = google.auth.default(scopes=[CLOUD_PLATFORM_SCOPE])
+        except google.auth.exceptions.DefaultCredentialsError as exc:
+            raise CredentialsError(str(exc).splitlines()[0]) from exc
+        return cls(credentials)
+
+    async def headers(self) -> dict[str, str]:
+        if not self._credentials.valid:
+            async with self._lock:
+                if not self._credentials.valid:
+                    await asyncio.to_thread(self._refresh)
+        return {"Authorization": f"Bearer {self._credentials.token}"}
+
+    def _refresh(self) -> None:
+        try:
+            self._credentials.refresh(self._request)
+        except google.auth.exceptions.GoogleAuthError as exc:
+            # The message of a refresh error can echo the token endpoint's answer; keep it short.
+            raise CredentialsError(
+                f"could not refresh Google credentials: {type(exc).__name__}"
+            ) from exc

@@ -1,0 +1,69 @@
+"""Confirm in the modal: check all again (metadata and submitter are untrusted), then cancel."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import redis.asyncio as redis
+from slack_bolt.context.ack.async_ack import AsyncAck
+
+from bot import messages
+from bot.allowlist import Action
+from bot.cancellation import CancelRequest, DuplicateSubmission
+from bot.confirmation import TamperedMetadata
+from bot.names import InvalidName
+from bot.services import Services, services_of
+
+
+async def cancel_op_confirm(
+    ack: AsyncAck, body: dict[str, Any], view: dict[str, Any], context: dict[str, Any]
+) -> None:
+    services = services_of(context)
+    user = body["user"]["id"]
+    try:
+        confirm = services.signer.load(str(view.get("private_metadata", "")))
+        name = services.parse_name(confirm.operation)
+    except (TamperedMetadata, InvalidName):
+        await _refuse(ack, services, user, "", "", "tampered_metadata",
+                      ":no_entry: This confirmation was not issued by me, or was changed. "
+                      "Nothing was sent to Google. Start again with `/cancel-op`.")  # fmt: skip
+        return
+    if confirm.requester != user:
+        await _refuse(ack, services, user, str(name), confirm.channel, "wrong_user",
+                      ":no_entry: This confirmation belongs to someone else. Nothing was sent "
+                      "to Google. Start your own with `/cancel-op`.")  # fmt: skip
+        return
+    decision = await services.allowlist.check(
+        Action.CANCEL, user, name, confirm.channel, services.groups
+    )
+    if not decision.allowed:
+        await _refuse(ack, services, user, str(name), confirm.channel, "denied",
+                      messages.denied_text(decision, name))  # fmt: skip
+        return
+    request = CancelRequest(name, user, confirm.channel, confirm.thread_ts)
+    try:
+        active = await services.cancellations.claim(view["id"], request)
+    except DuplicateSubmission:
+        await ack(response_action="update", view=messages.submitted_view(name, confirm.channel))
+        return
+    except redis.RedisError:
+        await ack(response_action="update", view=messages.refusal_view(messages.unavailable_text()))
+        return
+    if active is not None:
+        text = messages.already_cancelling_text(name, active.requester, active.link)
+        await ack(response_action="update", view=messages.refusal_view(text))
+        return
+    await ack(response_action="update", view=messages.submitted_view(name, confirm.channel))
+    await services.audit.record(
+        "confirmed", actor=user, operation=str(name), channel=confirm.channel, outcome="confirmed"
+    )
+    await services.cancellations.run(request)
+
+
+async def _refuse(
+    ack: AsyncAck, services: Services, user: str, name: str, channel: str, outcome: str, text: str
+) -> None:
+    await ack(response_action="update", view=messages.refusal_view(text))
+    await services.audit.record(
+        "denied", actor=user, operation=name, channel=channel, outcome=outcome, step="submit"
+    )

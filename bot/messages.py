@@ -1,0 +1,184 @@
+"""All Block Kit the bot shows: modals, messages and ephemeral replies, built in one place."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bot.allowlist import Decision
+from bot.names import CANONICAL_API_URL, EXPECTED_SHAPE, OperationName
+from bot.operations import Operation, OperationsError
+from bot.rpc import RpcCode
+
+Blocks = list[dict[str, Any]]
+View = dict[str, Any]
+
+CONFIRM_CALLBACK_ID = "cancel_op_confirm"
+_TITLE = "Cancel operation"
+
+
+def escape(text: str) -> str:
+    """Slack's own escaping, so user-supplied text cannot form mentions or links."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def _section(text: str) -> dict[str, Any]:
+    return {"type": "section", "text": {"type": "mrkdwn", "text": text}}
+
+
+def _context(text: str) -> dict[str, Any]:
+    return {"type": "context", "elements": [{"type": "mrkdwn", "text": text}]}
+
+
+def _modal(blocks: Blocks, *, submit: str = "", close: str = "Close", **extra: Any) -> View:
+    view: View = {
+        "type": "modal",
+        "callback_id": CONFIRM_CALLBACK_ID,
+        "title": {"type": "plain_text", "text": _TITLE},
+        "close": {"type": "plain_text", "text": close},
+        "blocks": blocks,
+        **extra,
+    }
+    if submit:
+        view["submit"] = {"type": "plain_text", "text": submit}
+    return view
+
+
+# Ephemeral replies
+
+
+def usage_text() -> str:
+    return (
+        "*Cancel a Google Cloud long-running operation*\n"
+        f"`/cancel-op {EXPECTED_SHAPE}`\n"
+        "The name may also carry the API's URL in front, or sit in backticks or a link. "
+        "I show you the operation and ask you to confirm before anything is cancelled.\n"
+        "Example: `/cancel-op projects/my-project/locations/global/operations/operation-123`"
+    )
+
+
+def invalid_name_text(reason: str) -> str:
+    return (
+        f":warning: That is not an operation name I can use: {escape(reason)}.\n"
+        f"Expected `{EXPECTED_SHAPE}` (segments of letters, digits and `-._~`), "
+        f"optionally behind `{CANONICAL_API_URL}/`. Nothing was sent to Google."
+    )
+
+
+def denied_text(decision: Decision, name: OperationName) -> str:
+    text = (
+        f":no_entry: You may not do that with `{name}` here: the allowlist does not grant you "
+        f"`{decision.permission}` on it in this channel. Nothing was sent to Google. "
+        "Ask your platform team to add you (or your on-call user group) to the allowlist."
+    )
+    return f"{text}\n{decision.note}" if decision.note else text
+
+
+def unavailable_text() -> str:
+    return (
+        ":hourglass: I can't work right now: my state store (Redis) is not answering. "
+        "Nothing was sent to Google. Try again in a minute, or cancel from the Cloud console."
+    )
+
+
+def already_cancelling_text(name: OperationName, requester: str, link: str) -> str:
+    where = f" <{link}|See the thread>." if link else ""
+    return (
+        f":information_source: `{name}` is already being cancelled: <@{requester}> asked "
+        f"for it.{where} Nothing more was sent to Google."
+    )
+
+
+# Modals
+
+
+def loading_view(name: OperationName) -> View:
+    return _modal([_section(f":hourglass_flowing_sand: Looking up `{name}`…")])
+
+
+def confirmation_view(name: OperationName, operation: Operation, metadata: str) -> View:
+    state = "Done" if operation.done else "Running"
+    fields = [
+        ("Name", f"`{name}`"),
+        ("Verb", escape(operation.verb) or "—"),
+        ("Target", escape(operation.target) or "—"),
+        ("Created", escape(operation.create_time) or "—"),
+        ("State", state),
+    ]
+    blocks: Blocks = [
+        {
+            "type": "section",
+            "fields": [{"type": "mrkdwn", "text": f"*{k}*\n{v}"} for k, v in fields],
+        }
+    ]
+    if operation.status_message:
+        blocks.append(_context(f"Status: {escape(operation.status_message)}"))
+    if operation.done:
+        blocks.append(
+            _section(":white_check_mark: This operation has already finished: nothing to cancel.")
+        )
+        return _modal(blocks)
+    blocks.append({"type": "divider"})
+    blocks.append(
+        _section(
+            "Cancelling is best effort: Google may still finish the operation, and some "
+            "services do not support cancelling at all. I'll report what happens in the channel."
+        )
+    )
+    return _modal(
+        blocks, submit="Cancel operation", close="Keep running", private_metadata=metadata
+    )
+
+
+def lookup_failed_view(name: OperationName, error: OperationsError) -> View:
+    return _modal(
+        [
+            _section(f"I could not read `{name}` from Google, so I can't offer to cancel it."),
+            *outcome_blocks(error.code, error.message),
+        ]
+    )
+
+
+def refusal_view(text: str) -> View:
+    return _modal([_section(text)])
+
+
+def submitted_view(name: OperationName, channel: str) -> View:
+    return _modal(
+        [_section(f":outbox_tray: Cancel of `{name}` requested. Follow-ups go to <#{channel}>.")]
+    )
+
+
+# Channel and thread messages
+
+
+def request_message(name: OperationName, requester: str) -> tuple[str, Blocks]:
+    text = f"<@{requester}> asked to cancel `{name}`."
+    return text, [_section(f":octagonal_sign: {text}")]
+
+
+def cancel_answer(error: OperationsError | None) -> tuple[str, Blocks]:
+    if error is None:
+        text = "Google accepted the cancel request (OK)."
+        detail = (
+            "Cancellation is best effort: the operation may still complete. "
+            "I'll post its final state in this thread."
+        )
+        return text, [_section(f":white_check_mark: *{text}*\n{detail}")]
+    text = f"Google answered the cancel request with {error.code.name}."
+    return text, [_section(f":x: *{text}*"), *outcome_blocks(error.code, error.message)]
+
+
+def outcome_blocks(code: RpcCode, message: str) -> Blocks:
+    detail = f"Google said: {escape(message)}" if message else ""
+    return [
+        _section(f"*{code.name}* (code {code.number}): {code.meaning}\n*Next:* {code.next_step}"),
+        *([_context(detail)] if detail else []),
+    ]
+
+
+def cannot_post_text(channel: str, reason: str) -> str:
+    return (
+        f":warning: I couldn't post in <#{channel}> ({escape(reason)}), so I'm reporting here. "
+        "To get follow-ups in the channel next time, add me there: type `/invite @cancel-op` "
+        "in it (for a private channel, a member must invite me)."
+    )

@@ -1,0 +1,116 @@
+"""Parse and check Google long-running operation names.
+
+A name is checked before any request is built, and URLs are built from the checked
+segments only, so nothing a user types can steer a request elsewhere.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from dataclasses import dataclass
+
+CANONICAL_API_URL = "https://cloudaicompanion.googleapis.com/v1"
+EXPECTED_SHAPE = "projects/PROJECT/locations/LOCATION/operations/OPERATION"
+MAX_INPUT_LENGTH = 1024
+MAX_SEGMENT_LENGTH = 128
+
+_SEGMENT = re.compile(r"[A-Za-z0-9._~-]{1,128}")
+_NAME = re.compile(r"projects/([^/]*)/locations/([^/]*)/operations/([^/]*)")
+_SLACK_LINK = re.compile(r"<([^<>|]*)(?:\|([^<>]*))?>")
+
+
+class InvalidName(ValueError):
+    """The text is not an operation name; `reason` says why in plain words."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class OperationName:
+    project: str
+    location: str
+    operation: str
+
+    def __post_init__(self) -> None:
+        for label, value in (
+            ("project", self.project),
+            ("location", self.location),
+            ("operation", self.operation),
+        ):
+            _check_segment(label, value)
+
+    @property
+    def path(self) -> str:
+        return f"projects/{self.project}/locations/{self.location}/operations/{self.operation}"
+
+    @property
+    def parent(self) -> str:
+        return f"projects/{self.project}/locations/{self.location}"
+
+    def url(self, base_url: str, action: str = "") -> str:
+        """`{base}/{name}` or `{base}/{name}:{action}`, from checked segments only."""
+        suffix = f":{action}" if action else ""
+        return f"{base_url.rstrip('/')}/{self.path}{suffix}"
+
+    def __str__(self) -> str:
+        return self.path
+
+
+def parse_operation_name(text: str, api_urls: tuple[str, ...] = ()) -> OperationName:
+    """Read a name as a user may paste it: bare, behind the API's URL, in backticks or a link.
+
+    `api_urls` are further base URLs accepted in front of the name (the configured one).
+    """
+    if len(text) > MAX_INPUT_LENGTH:
+        raise InvalidName(f"that is {len(text)} characters long; a name is far shorter")
+    candidate = _unwrap_slack_formatting(text.strip())
+    for prefix in (CANONICAL_API_URL, *api_urls):
+        prefix = prefix.rstrip("/") + "/"
+        if candidate.startswith(prefix):
+            candidate = candidate[len(prefix) :]
+            break
+    match = _NAME.fullmatch(candidate)
+    if match is None:
+        raise InvalidName("it does not have the shape of an operation name")
+    project, location, operation = match.groups()
+    return OperationName(project, location, operation)
+
+
+def _unwrap_slack_formatting(text: str) -> str:
+    # Code spans first (`x` or ```x```), then a Slack link <target|label> or <target>.
+    for fence in ("```", "`"):
+        if len(text) >= 2 * len(fence) and text.startswith(fence) and text.endswith(fence):
+            text = text[len(fence) : -len(fence)].strip()
+            break
+    link = _SLACK_LINK.fullmatch(text)
+    if link is not None:
+        target, label = link.group(1), link.group(2)
+        target = html.unescape(target)
+        shown = html.unescape(label) if label is not None else ""
+        if _looks_like_name(shown) and _strip_api_url(shown) != _strip_api_url(target):
+            raise InvalidName("the link's text and its target name different operations")
+        return target
+    return html.unescape(text)
+
+
+def _looks_like_name(text: str) -> bool:
+    return "projects/" in text
+
+
+def _strip_api_url(text: str) -> str:
+    index = text.find("projects/")
+    return text[index:] if index >= 0 else text
+
+
+def _check_segment(label: str, value: str) -> None:
+    if not value:
+        raise InvalidName(f"the {label} is empty")
+    if len(value) > MAX_SEGMENT_LENGTH:
+        raise InvalidName(f"the {label} is longer than {MAX_SEGMENT_LENGTH} characters")
+    if _SEGMENT.fullmatch(value) is None:
+        raise InvalidName(f"the {label} may hold only letters, digits and - . _ ~")
+    if value in (".", ".."):
+        raise InvalidName(f"the {label} cannot be {value!r}")
