@@ -1,0 +1,167 @@
+"""A stand-in for Google's Operations API (and an OAuth token endpoint) over real HTTP.
+
+Operations are seeded with a behaviour that decides how they answer a cancel. Point
+OPERATIONS_API_URL at `{url}/v1`; service-account credentials can use `{url}/token`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections import deque
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any
+
+from aiohttp import web
+
+_PATH = re.compile(r"/v1/(projects/[^/]+/locations/[^/]+/operations/[^/:]+)(:cancel)?")
+_METADATA_TYPE = "type.googleapis.com/google.cloud.cloudaicompanion.v1.OperationMetadata"
+
+
+class Behaviour(Enum):
+    CANCELS = "cancels"  # cancel accepted; the operation ends CANCELLED
+    COMPLETES = "completes"  # cancel accepted; the operation completes anyway
+    UNIMPLEMENTED = "unimplemented"  # cancel answered 501 UNIMPLEMENTED
+    NOT_CANCELLABLE = "not_cancellable"  # cancel answered 400 FAILED_PRECONDITION
+    FAILS = "fails"  # cancel accepted; the operation ends with another error
+
+
+@dataclass
+class FakeOperation:
+    name: str
+    behaviour: Behaviour = Behaviour.CANCELS
+    done: bool = False
+    verb: str = "create"
+    target: str = ""
+    create_time: str = "2026-11-24T03:12:00Z"
+    end_time: str = ""
+    cancel_requested: bool = False
+    error: dict[str, Any] | None = None
+    response: dict[str, Any] | None = None
+    # GETs that still answer "running" after a cancel before the final state shows
+    polls_until_done: int = 0
+
+    def to_json(self) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "name": self.name,
+            "metadata": {
+                "@type": _METADATA_TYPE,
+                "createTime": self.create_time,
+                "target": self.target or self.name.rsplit("/operations/", 1)[0],
+                "verb": self.verb,
+                "requestedCancellation": self.cancel_requested,
+                "apiVersion": "v1",
+                **({"endTime": self.end_time} if self.end_time else {}),
+            },
+            "done": self.done,
+        }
+        if self.error is not None:
+            body["error"] = self.error
+        if self.response is not None:
+            body["response"] = self.response
+        return body
+
+
+@dataclass
+class Request:
+    method: str
+    name: str
+    action: str
+    authorization: str
+
+
+@dataclass
+class OperationsState:
+    operations: dict[str, FakeOperation] = field(default_factory=dict)
+    requests: list[Request] = field(default_factory=list)
+    # (method, name) -> queued (HTTP status, google.rpc status name, message) answers
+    scripted: dict[tuple[str, str], deque[tuple[int, str, str]]] = field(default_factory=dict)
+    latency_seconds: float = 0.0
+    tokens_issued: int = 0
+
+    def add(self, operation: FakeOperation) -> FakeOperation:
+        self.operations[operation.name] = operation
+        return operation
+
+    def script(self, method: str, name: str, status: int, rpc_status: str, message: str) -> None:
+        self.scripted.setdefault((method, name), deque()).append((status, rpc_status, message))
+
+    def requests_for(self, name: str, action: str = "") -> list[Request]:
+        return [r for r in self.requests if r.name == name and r.action == action]
+
+
+class OperationsStandIn:
+    def __init__(self, access_token: str = "stand-in-access-token") -> None:
+        self.state = OperationsState()
+        self.access_token = access_token
+
+    def reset(self) -> None:
+        self.state = OperationsState()
+
+    async def make_app(self) -> web.Application:
+        app = web.Application()
+        app.router.add_post("/token", self._token)
+        app.router.add_route("*", "/{tail:.*}", self._operation)
+        return app
+
+    async def _token(self, request: web.Request) -> web.Response:
+        self.state.tokens_issued += 1
+        return web.json_response(
+            {"access_token": self.access_token, "expires_in": 3600, "token_type": "Bearer"}
+        )
+
+    async def _operation(self, request: web.Request) -> web.Response:
+        if self.state.latency_seconds:
+            await asyncio.sleep(self.state.latency_seconds)
+        match = _PATH.fullmatch(request.path)
+        if match is None:
+            return _error(404, "NOT_FOUND", f"no such path {request.path}")
+        name, action = match.group(1), (match.group(2) or "").lstrip(":")
+        self.state.requests.append(
+            Request(request.method, name, action, request.headers.get("Authorization", ""))
+        )
+        queued = self.state.scripted.get((request.method, name))
+        if queued:
+            status, rpc_status, message = queued.popleft()
+            return _error(status, rpc_status, message)
+        operation = self.state.operations.get(name)
+        if operation is None:
+            return _error(404, "NOT_FOUND", f"Operation {name} not found.")
+        if request.method == "GET" and not action:
+            _advance(operation)
+            return web.json_response(operation.to_json())
+        if request.method == "POST" and action == "cancel":
+            return _cancel(operation)
+        return _error(405, "INVALID_ARGUMENT", "method not allowed")
+
+
+def _cancel(operation: FakeOperation) -> web.Response:
+    if operation.behaviour is Behaviour.UNIMPLEMENTED:
+        return _error(501, "UNIMPLEMENTED", "Operation cancellation is not supported.")
+    if operation.behaviour is Behaviour.NOT_CANCELLABLE or operation.done:
+        return _error(400, "FAILED_PRECONDITION", "Operation is not cancellable.")
+    operation.cancel_requested = True
+    return web.json_response({})
+
+
+def _advance(operation: FakeOperation) -> None:
+    """After a cancel, count down GETs, then settle into the behaviour's final state."""
+    if operation.done or not operation.cancel_requested:
+        return
+    if operation.polls_until_done > 0:
+        operation.polls_until_done -= 1
+        return
+    operation.done = True
+    operation.end_time = "2026-11-24T03:20:00Z"
+    if operation.behaviour is Behaviour.COMPLETES:
+        operation.response = {"@type": "type.googleapis.com/google.protobuf.Empty"}
+    elif operation.behaviour is Behaviour.FAILS:
+        operation.error = {"code": 13, "message": "Backend failure while stopping."}
+    else:
+        operation.error = {"code": 1, "message": "Operation was cancelled."}
+
+
+def _error(status: int, rpc_status: str, message: str) -> web.Response:
+    body = {"error": {"code": status, "message": message, "status": rpc_status}}
+    return web.json_response(body, status=status)

@@ -1,0 +1,170 @@
+"""Real parts for every test: a redis-server, stand-in Slack and Google over HTTP, the bot."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import tempfile
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+from aiohttp import web
+
+from bot.allowlist import Allowlist, parse_allowlist
+from bot.config import Settings
+from bot.google_auth import AnonymousTokens, TokenSource
+from bot.redis_server import EmbeddedRedis
+from bot.server import Bot, running_bot, web_app
+from bot.standins.operations_api import OperationsStandIn
+from bot.standins.runner import BackgroundServer
+from bot.standins.slack_api import SlackStandIn
+from tests.slack_driver import SlackDriver
+
+BOT_TOKEN = "xoxb-test-bot-token-000"
+SIGNING_SECRET = "test-signing-secret-123"
+ONCALL = "U0ONCALL"
+ROTATION_MEMBER = "U0ROTA"
+STRANGER = "U0STRANGER"
+ROTATION = "S0ROTATION"
+DEFAULT_ALLOWLIST = f"""
+bindings:
+  - permission: cloudaicompanion.operations.cancel
+    members:
+      - user:{ONCALL}
+      - usergroup:{ROTATION}
+"""
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> Iterator[str]:
+    """REDIS_URL when set; else a redis-server of our own, as the bot itself would start."""
+    configured = os.environ.get("REDIS_URL")
+    if configured:
+        yield configured
+        return
+    data_dir = Path(tempfile.mkdtemp(prefix="co-redis-"))
+    server = EmbeddedRedis(data_dir)
+    try:
+        yield server.start()
+    finally:
+        server.stop()
+        shutil.rmtree(data_dir, ignore_errors=True)
+
+
+@pytest.fixture(autouse=True)
+def clean_redis(redis_url: str) -> None:
+    client = redis.Redis.from_url(redis_url)
+    client.flushdb()
+    client.close()
+
+
+@pytest.fixture(scope="session")
+def slack_server() -> Iterator[tuple[SlackStandIn, BackgroundServer]]:
+    standin = SlackStandIn()
+    server = BackgroundServer(standin.make_app).start()
+    yield standin, server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def google_server() -> Iterator[tuple[OperationsStandIn, BackgroundServer]]:
+    standin = OperationsStandIn()
+    server = BackgroundServer(standin.make_app).start()
+    yield standin, server
+    server.stop()
+
+
+@pytest.fixture
+def slack(slack_server: tuple[SlackStandIn, BackgroundServer]) -> SlackStandIn:
+    standin = slack_server[0]
+    standin.reset()
+    standin.state.usergroups[ROTATION] = [ROTATION_MEMBER]
+    return standin
+
+
+@pytest.fixture
+def google(google_server: tuple[OperationsStandIn, BackgroundServer]) -> OperationsStandIn:
+    standin = google_server[0]
+    standin.reset()
+    return standin
+
+
+def bot_env(slack_url: str, google_url: str, **overrides: str) -> dict[str, str]:
+    return {
+        "SLACK_BOT_TOKEN": BOT_TOKEN,
+        "SLACK_SIGNING_SECRET": SIGNING_SECRET,
+        "SLACK_API_URL": f"{slack_url}/api/",
+        "OPERATIONS_API_URL": f"{google_url}/v1",
+        "GOOGLE_AUTH": "anonymous",
+        **overrides,
+    }
+
+
+@dataclass
+class RunningBot:
+    bot: Bot
+    driver: SlackDriver
+    server: BackgroundServer
+
+
+class BotServer:
+    """The bot's real HTTP app, served on 127.0.0.1 from a thread of its own."""
+
+    def __init__(
+        self, settings: Settings, redis_url: str, allowlist: Allowlist, tokens: TokenSource
+    ) -> None:
+        self._stack = contextlib.AsyncExitStack()
+        self.bot: Bot | None = None
+
+        async def make_app() -> web.Application:
+            self.bot = await self._stack.enter_async_context(
+                running_bot(settings, redis_url, allowlist, tokens)
+            )
+            return web_app(self.bot)
+
+        self.server = BackgroundServer(make_app).start()
+
+    def stop(self) -> None:
+        self.server.call(self._stack.aclose())
+        self.server.stop()
+
+
+@pytest.fixture
+def start_bot(
+    slack: SlackStandIn,
+    google: OperationsStandIn,
+    slack_server: tuple[SlackStandIn, BackgroundServer],
+    google_server: tuple[OperationsStandIn, BackgroundServer],
+    redis_url: str,
+) -> Iterator[Callable[..., RunningBot]]:
+    started: list[tuple[BotServer, SlackDriver]] = []
+
+    def start(
+        allowlist: str = DEFAULT_ALLOWLIST,
+        *,
+        redis: str | None = None,
+        tokens: TokenSource | None = None,
+        **env: Any,
+    ) -> RunningBot:
+        settings = Settings.from_env(bot_env(slack_server[1].url, google_server[1].url, **env))
+        policy = parse_allowlist(allowlist, settings.operations_service)
+        server = BotServer(settings, redis or redis_url, policy, tokens or AnonymousTokens())
+        driver = SlackDriver(server.server.url, SIGNING_SECRET, slack_server[1].url)
+        started.append((server, driver))
+        assert server.bot is not None
+        return RunningBot(server.bot, driver, server.server)
+
+    yield start
+    for server, driver in started:
+        driver.close()
+        server.stop()
+
+
+@pytest.fixture
+def running(start_bot: Callable[..., RunningBot]) -> RunningBot:
+    return start_bot()
