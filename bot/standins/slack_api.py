@@ -86,15 +86,21 @@ class SlackStandIn:
                 args.update(json.loads(raw or b"{}"))
             else:
                 args.update(parse_qsl(raw.decode()))
+        status, body, headers = self._answer(method, args)
+        # Recorded once answered, so a test that sees the call also sees its effect.
         self.state.calls.append(Call(method, args))
+        return web.json_response(body, status=status, headers=headers)
+
+    def _answer(
+        self, method: str, args: dict[str, Any]
+    ) -> tuple[int, dict[str, Any], dict[str, str]]:
         queued = self.state.scripted.get(method)
         if queued:
-            status, body, headers = queued.popleft()
-            return web.json_response(body, status=status, headers=headers)
+            return queued.popleft()
         handler = getattr(self, "_" + method.replace(".", "_"), None)
         if handler is None:
-            return web.json_response({"ok": False, "error": "unknown_method"})
-        return web.json_response(handler(args))
+            return 200, {"ok": False, "error": "unknown_method"}, {}
+        return 200, handler(args), {}
 
     def _next_ts(self) -> str:
         return f"{time.time():.0f}.{next(self._ids):06d}"
