@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 import tempfile
@@ -14,6 +15,8 @@ from typing import Any
 import pytest
 import redis
 from aiohttp import web
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
 
 from bot.allowlist import Allowlist, parse_allowlist
 from bot.config import Settings
@@ -168,3 +171,34 @@ def start_bot(
 @pytest.fixture
 def running(start_bot: Callable[..., RunningBot]) -> RunningBot:
     return start_bot()
+
+
+@pytest.fixture
+def service_account(
+    tmp_path: Path,
+    google_server: tuple[OperationsStandIn, BackgroundServer],
+    monkeypatch: pytest.MonkeyPatch,
+) -> Path:
+    """A service-account key whose token endpoint is the local stand-in, set as ADC."""
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    pem = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    ).decode()
+    path = tmp_path / "sa.json"
+    path.write_text(
+        json.dumps(
+            {
+                "type": "service_account",
+                "project_id": "test-project",
+                "private_key_id": "k1",
+                "private_key": pem,
+                "client_email": "cancel-op@test-project.iam.gserviceaccount.com",
+                "client_id": "1",
+                "token_uri": f"{google_server[1].url}/token",
+            }
+        )
+    )
+    monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", str(path))
+    return path

@@ -24,13 +24,15 @@ class SlackDriver:
     def close(self) -> None:
         self._http.close()
 
-    def post(self, body: str, *, timestamp: int | None = None, signature: str | None = None) -> httpx.Response:
+    def post(
+        self, body: str, *, timestamp: int | None = None, signature: str | None = None
+    ) -> httpx.Response:
         ts = str(int(time.time()) if timestamp is None else timestamp)
         headers = {
             "Content-Type": "application/x-www-form-urlencoded",
             "X-Slack-Request-Timestamp": ts,
             "X-Slack-Signature": signature
-            or self._verifier.generate_signature(timestamp=ts, body=body),
+            or str(self._verifier.generate_signature(timestamp=ts, body=body)),
         }
         return self._http.post(f"{self.bot_url}/slack/events", content=body, headers=headers)
 

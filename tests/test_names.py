@@ -81,4 +81,3 @@ def test_refusals_say_why(text: str, reason: str) -> None:
     with pytest.raises(InvalidName) as refused:
         parse_operation_name(text)
     assert reason in refused.value.reason
-

@@ -45,8 +45,5 @@ class BackgroundServer:
     async def _start(self) -> None:
         self._runner = web.AppRunner(await self._make_app(), access_log=None)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", self.port)
-        await site.start()
-        server = site._server
-        assert server is not None and server.sockets  # a started TCP site has its socket
-        self.port = server.sockets[0].getsockname()[1]
+        await web.TCPSite(self._runner, "127.0.0.1", self.port).start()
+        self.port = int(self._runner.addresses[0][1])

@@ -118,7 +118,11 @@ class SlackStandIn:
         if isinstance(blocks, str):
             blocks = json.loads(blocks)
         message = Message(
-            channel, self._next_ts(), str(args.get("text", "")), blocks, str(args.get("thread_ts") or "")
+            channel,
+            self._next_ts(),
+            str(args.get("text", "")),
+            blocks,
+            str(args.get("thread_ts") or ""),
         )
         self.state.messages.append(message)
         return {"ok": True, "channel": channel, "ts": message.ts}
@@ -136,7 +140,10 @@ class SlackStandIn:
 
     def _chat_getPermalink(self, args: dict[str, Any]) -> dict[str, Any]:
         ts = str(args.get("message_ts", "")).replace(".", "")
-        return {"ok": True, "permalink": f"https://example.slack.com/archives/{args.get('channel')}/p{ts}"}
+        return {
+            "ok": True,
+            "permalink": f"https://example.slack.com/archives/{args.get('channel')}/p{ts}",
+        }
 
     def _views_open(self, args: dict[str, Any]) -> dict[str, Any]:
         if not args.get("trigger_id"):

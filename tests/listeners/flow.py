@@ -25,7 +25,8 @@ def open_modal(
     assert response.text == ""  # acknowledged with no ephemeral text: a modal follows
     update = wait_for(lambda: slack.state.calls_to("views.update"), what="views.update")
     view_id = update[-1].args["view_id"]
-    return wait_for(lambda: slack.state.views.get(view_id), what="the updated view")
+    view: dict[str, Any] = wait_for(lambda: slack.state.views.get(view_id), what="the view")
+    return view
 
 
 def confirm(running: RunningBot, view: dict[str, Any], user: str) -> dict[str, Any]:

@@ -170,7 +170,11 @@ def test_resource_patterns_and_channels_limit_a_binding(
     [(404, "NOT_FOUND"), (403, "PERMISSION_DENIED"), (401, "UNAUTHENTICATED")],
 )
 def test_a_failed_lookup_shows_the_code_and_offers_no_cancel(
-    running: RunningBot, slack: SlackStandIn, google: OperationsStandIn, status: int, rpc_status: str
+    running: RunningBot,
+    slack: SlackStandIn,
+    google: OperationsStandIn,
+    status: int,
+    rpc_status: str,
 ) -> None:
     google.state.script("GET", OP, status, rpc_status, "nope")
     view = open_modal(running, slack, ONCALL)

@@ -4,6 +4,7 @@ import base64
 import json
 import time
 from collections.abc import Callable
+from typing import Any
 
 import pytest
 import redis
@@ -200,7 +201,11 @@ def test_decisions_are_appended_to_the_audit_stream(
     confirm(running, open_modal(running, slack, ONCALL), ONCALL)
     wait_for(lambda: len(slack.state.messages) >= 2)
     store = redis.Redis.from_url(redis_url, decode_responses=True)
-    entries = wait_for(lambda: len(store.xrange(AUDIT_STREAM)) >= 3 and store.xrange(AUDIT_STREAM))
+
+    def audit_entries() -> list[Any]:
+        return list(store.xrange(AUDIT_STREAM) or [])
+
+    entries = wait_for(lambda: len(audit_entries()) >= 3 and audit_entries())
     store.close()
     events = [(e["event"], e["actor"], e["outcome"]) for _, e in entries]
     assert events == [

@@ -1,0 +1,57 @@
+"""The HTTP surface: only requests signed by Slack get in; /healthz reports Redis."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from urllib.parse import urlencode
+
+import httpx
+
+from bot.standins.operations_api import OperationsStandIn
+from bot.standins.slack_api import SlackStandIn
+from tests.conftest import ONCALL, RunningBot
+from tests.listeners.flow import OP, seed
+
+BODY = urlencode(
+    {
+        "command": "/cancel-op",
+        "text": OP,
+        "user_id": ONCALL,
+        "channel_id": "C1",
+        "team_id": "T0000TEST",
+        "trigger_id": "1.t",
+        "response_url": "http://127.0.0.1:1/",
+    }
+)
+
+
+def test_forged_stale_and_unsigned_requests_are_rejected(
+    running: RunningBot, slack: SlackStandIn, google: OperationsStandIn
+) -> None:
+    seed(google)
+    driver = running.driver
+    assert driver.post(BODY, signature="v0=" + "0" * 64).status_code == 401
+    assert driver.post(BODY, timestamp=int(time.time()) - 600).status_code == 401
+    unsigned = httpx.post(
+        f"{driver.bot_url}/slack/events",
+        content=BODY,
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+    )
+    assert unsigned.status_code == 401
+    signed_for_other_body = driver._verifier.generate_signature(
+        timestamp=str(int(time.time())), body=BODY.replace("op-123", "op-999")
+    )
+    assert driver.post(BODY, signature=signed_for_other_body).status_code == 401
+    assert slack.state.calls_to("views.open") == []
+    assert google.state.requests == []
+    # The same body, correctly signed, gets in.
+    assert driver.post(BODY).status_code == 200
+
+
+def test_healthz_reports_redis(running: RunningBot, start_bot: Callable[..., RunningBot]) -> None:
+    ok = httpx.get(f"{running.server.url}/healthz")
+    assert ok.status_code == 200 and ok.json() == {"redis": "ok"}
+    broken = start_bot(redis="redis://127.0.0.1:1/0")
+    down = httpx.get(f"{broken.server.url}/healthz")
+    assert down.status_code == 503 and down.json() == {"redis": "unavailable"}
