@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import aiohttp
 import httpx
 import redis.asyncio as redis
 from redis.asyncio.retry import Retry
@@ -41,8 +42,9 @@ def connect_redis(url: str) -> redis.Redis:
     )
 
 
-def slack_client(settings: Settings) -> AsyncWebClient:
-    kwargs: dict[str, Any] = {"token": settings.slack_bot_token}
+def slack_client(settings: Settings, session: aiohttp.ClientSession) -> AsyncWebClient:
+    # One shared session: without it the client opens a new connection pool per call.
+    kwargs: dict[str, Any] = {"token": settings.slack_bot_token, "session": session}
     if settings.slack_api_url:
         kwargs["base_url"] = settings.slack_api_url.rstrip("/") + "/"
     return AsyncWebClient(

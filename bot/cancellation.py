@@ -110,7 +110,10 @@ class Cancellations:
             await self._redis.delete(active_key(request.name))
         text, blocks = messages.cancel_answer(error)
         if channel:
-            await self._post(channel, text, blocks, ts)
+            try:
+                await self._post(channel, text, blocks, ts)
+            except SlackApiError as exc:
+                log.warning("answer not posted", extra={"slack_error": exc.response.get("error")})
 
     async def _post_request(self, request: CancelRequest) -> tuple[str, str]:
         """Post where the request came from; if the bot may not, DM the requester instead."""

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import logging
+
+from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot import messages
@@ -9,6 +12,8 @@ from bot.confirmation import ConfirmContext
 from bot.names import OperationName
 from bot.operations import OperationsError
 from bot.services import Services
+
+log = logging.getLogger(__name__)
 
 
 async def open_confirmation(
@@ -28,4 +33,8 @@ async def open_confirmation(
         content = messages.lookup_failed_view(name, exc)
     else:
         content = messages.confirmation_view(name, operation, services.signer.dump(context))
-    await client.views_update(view_id=view["id"], hash=view["hash"], view=content)
+    try:
+        await client.views_update(view_id=view["id"], hash=view["hash"], view=content)
+    except SlackApiError as exc:
+        # The user closed the modal, or it changed meanwhile: nothing left to show it in.
+        log.info("confirmation modal not updated", extra={"slack_error": exc.response.get("error")})

@@ -22,6 +22,10 @@ log = logging.getLogger(__name__)
 
 # Google answers these when it is briefly overloaded; anything else is final.
 _RETRYABLE_HTTP = frozenset({429, 502, 503, 504})
+# Calls in flight at once. Waiting here is cheap (a FIFO of futures); waiting inside
+# httpx's own pool costs CPU for every waiter on every release, which starved Slack
+# acknowledgements when Google was slow (bench/ack_latency.py).
+MAX_IN_FLIGHT = 64
 
 
 class OperationsError(Exception):
@@ -99,6 +103,7 @@ class OperationsClient:
         self._base_url = base_url
         self._tokens = tokens
         self._retry = retry or RetryPolicy()
+        self._in_flight = asyncio.Semaphore(MAX_IN_FLIGHT)
 
     async def get(self, name: OperationName) -> Operation:
         return Operation.from_json(await self._call("GET", name.url(self._base_url)))
@@ -115,7 +120,8 @@ class OperationsClient:
             except CredentialsError as exc:
                 raise OperationsError(RpcCode.UNAUTHENTICATED, str(exc)) from exc
             try:
-                response = await self._http.request(method, url, json=body, headers=headers)
+                async with self._in_flight:
+                    response = await self._http.request(method, url, json=body, headers=headers)
             except httpx.HTTPError as exc:
                 if final:
                     raise OperationsError(

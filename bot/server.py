@@ -9,6 +9,7 @@ import signal
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
+import aiohttp
 import httpx
 import redis.asyncio as redis
 from aiohttp import web
@@ -19,6 +20,7 @@ from bot.allowlist import Allowlist
 from bot.app import build_app, build_services, connect_redis, slack_client
 from bot.config import Settings
 from bot.google_auth import TokenSource
+from bot.operations import MAX_IN_FLIGHT
 from bot.services import Services
 
 log = logging.getLogger(__name__)
@@ -34,9 +36,11 @@ class Bot:
     app: AsyncApp
     services: Services
     http: httpx.AsyncClient
+    slack_session: aiohttp.ClientSession
 
     async def close(self) -> None:
         await self.http.aclose()
+        await self.slack_session.close()
         await self.services.redis.aclose()
 
 
@@ -44,10 +48,14 @@ class Bot:
 async def running_bot(
     settings: Settings, redis_url: str, allowlist: Allowlist, tokens: TokenSource
 ) -> AsyncIterator[Bot]:
-    slack = slack_client(settings)
-    http = httpx.AsyncClient(timeout=httpx.Timeout(10.0, connect=5.0))
+    slack_session = aiohttp.ClientSession()
+    slack = slack_client(settings, slack_session)
+    http = httpx.AsyncClient(
+        timeout=httpx.Timeout(10.0, connect=5.0),
+        limits=httpx.Limits(max_connections=MAX_IN_FLIGHT, max_keepalive_connections=MAX_IN_FLIGHT),
+    )
     services = build_services(settings, connect_redis(redis_url), allowlist, slack, http, tokens)
-    bot = Bot(build_app(services, slack), services, http)
+    bot = Bot(build_app(services, slack), services, http, slack_session)
     try:
         yield bot
     finally:
