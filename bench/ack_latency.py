@@ -27,7 +27,9 @@ SECRET = "bench-signing-secret"
 TOKEN = "xoxb-bench-token"
 USER = "U0BENCH"
 OP = "projects/prod-1/locations/global/operations/op-bench"
-ALLOWLIST = f"bindings:\n  - permission: cloudaicompanion.operations.cancel\n    members: [user:{USER}]\n"
+ALLOWLIST = (
+    f"bindings:\n  - permission: cloudaicompanion.operations.cancel\n    members: [user:{USER}]\n"
+)
 
 
 # Processes: stand-ins, the bare app, cancel-op. Each prints its port on its first line.
@@ -133,14 +135,15 @@ async def measure(url: str, requests: int, concurrency: int) -> list[float]:
 
         async def worker() -> None:
             for i in counter:
-                body = urlencode({"command": "/cancel-op", "text": OP, "user_id": USER,
-                                  "channel_id": "C0BENCH", "team_id": "T0BENCH",
-                                  "trigger_id": f"{i}.bench", "response_url": "http://127.0.0.1:9/"})  # fmt: skip
+                fields = {"command": "/cancel-op", "text": OP, "user_id": USER,
+                          "channel_id": "C0BENCH", "team_id": "T0BENCH", "trigger_id": f"{i}.b",
+                          "response_url": "http://127.0.0.1:9/"}  # fmt: skip
+                body = urlencode(fields)
                 ts = str(int(time.time()))
                 headers = {
                     "Content-Type": "application/x-www-form-urlencoded",
                     "X-Slack-Request-Timestamp": ts,
-                    "X-Slack-Signature": verifier.generate_signature(timestamp=ts, body=body),
+                    "X-Slack-Signature": str(verifier.generate_signature(timestamp=ts, body=body)),
                 }
                 started = time.perf_counter()
                 response = await client.post(url, content=body, headers=headers)

@@ -27,20 +27,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         settings = Settings.from_env(os.environ, needs_slack_requests=args.command == "serve")
         allowlist = _load_allowlist(settings)
-        if args.command == "worker":
-            print(
-                "cancel-op: the worker arrives with the poller; nothing to run yet.",
-                file=sys.stderr,
-            )
-            return 0
         redis_url = settings.redis_url
         if redis_url is None:
             embedded = EmbeddedRedis(settings.data_dir)
             redis_url = embedded.start()
         tokens = _google_tokens(settings)
-        from bot.server import serve
+        from bot.server import serve, work
 
-        asyncio.run(serve(settings, redis_url, allowlist, tokens))
+        if args.command == "worker":
+            asyncio.run(work(settings, redis_url, tokens))
+        else:
+            asyncio.run(serve(settings, redis_url, allowlist, tokens))
     except StartupError as exc:
         print(f"cancel-op: {exc}", file=sys.stderr)
         return 2

@@ -6,7 +6,6 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import aiohttp
-import httpx
 import redis.asyncio as redis
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
@@ -24,10 +23,13 @@ from bot.audit import Audit
 from bot.cancellation import Cancellations
 from bot.config import Settings
 from bot.confirmation import MetadataSigner
-from bot.google_auth import TokenSource
 from bot.operations import OperationsClient
+from bot.polling import PollSchedule
 from bot.services import CONTEXT_KEY, Services
 from bot.slack_groups import SlackGroupDirectory
+from bot.slack_posts import OncePoster
+from bot.watch_store import WatchStore
+from bot.watcher import Watcher
 
 
 def connect_redis(url: str) -> redis.Redis:
@@ -62,22 +64,42 @@ def build_services(
     store: redis.Redis,
     allowlist: Allowlist,
     slack: AsyncWebClient,
-    http: httpx.AsyncClient,
-    tokens: TokenSource,
+    operations: OperationsClient,
 ) -> Services:
-    operations = OperationsClient(http, settings.operations_api_url, tokens)
-    audit = Audit(store)
+    watcher = build_watcher(settings, store, slack, operations)
     return Services(
         settings=settings,
         redis=store,
         operations=operations,
         allowlist=allowlist,
         groups=SlackGroupDirectory(slack),
-        audit=audit,
-        cancellations=Cancellations(
-            store, operations, slack, audit, settings.watch_timeout_seconds
-        ),
+        audit=Audit(store),
+        cancellations=Cancellations(watcher.store, watcher.wake),
         signer=MetadataSigner(settings.slack_bot_token),
+        watcher=watcher,
+    )
+
+
+def build_watcher(
+    settings: Settings, store: redis.Redis, slack: AsyncWebClient, operations: OperationsClient
+) -> Watcher:
+    timeout_ms = int(settings.watch_timeout_seconds * 1000)
+    lease_ms = int(settings.watch_lease_seconds * 1000)
+    # The operation's active key lives as long as its watch can, plus a lease to finish.
+    watch_store = WatchStore(store, active_ttl_ms=timeout_ms + 2 * lease_ms)
+    return Watcher(
+        watch_store,
+        OncePoster(slack, store, lease_ms, watch_store.record_ttl_seconds),
+        operations.without_retries(),
+        operations,
+        Audit(store),
+        PollSchedule(
+            initial_ms=int(settings.poll_initial_seconds * 1000),
+            multiplier=settings.poll_multiplier,
+            max_ms=int(settings.poll_max_seconds * 1000),
+        ),
+        watch_timeout_ms=timeout_ms,
+        lease_ms=lease_ms,
     )
 
 

@@ -36,6 +36,7 @@ class Settings:
     poll_multiplier: float
     poll_max_seconds: float
     watch_timeout_seconds: float
+    watch_lease_seconds: float
 
     @property
     def socket_mode(self) -> bool:
@@ -89,6 +90,7 @@ class Settings:
             poll_multiplier=read.number("POLL_MULTIPLIER", 1.5, minimum=1.0),
             poll_max_seconds=poll_max,
             watch_timeout_seconds=read.number("WATCH_TIMEOUT_SECONDS", 21600, minimum=1),
+            watch_lease_seconds=read.number("WATCH_LEASE_SECONDS", 60, minimum=1),
         )
 
 

@@ -182,3 +182,55 @@ def cannot_post_text(channel: str, reason: str) -> str:
         "To get follow-ups in the channel next time, add me there: type `/invite @cancel-op` "
         "in it (for a private channel, a member must invite me)."
     )
+
+
+# Follow-ups from the watcher
+
+
+def status_message(name: OperationName, google_status: str) -> tuple[str, Blocks]:
+    said = f" Google's status: {escape(google_status)}." if google_status else ""
+    text = f"`{name}` is still running.{said} I'm watching it and will post here when it ends."
+    return text, [_context(f":hourglass_flowing_sand: {text}")]
+
+
+def status_ended(name: OperationName, summary: str) -> tuple[str, Blocks]:
+    text = f"`{name}` has ended: {summary}. See below."
+    return text, [_context(f":checkered_flag: {text}")]
+
+
+def final_message(name: OperationName, operation: Operation) -> tuple[str, str, Blocks]:
+    """(summary, text, blocks) for a done operation: cancelled, completed anyway, or failed."""
+    ended = f" at {escape(operation.end_time)}" if operation.end_time else ""
+    error = operation.error
+    if error is not None and error.code is RpcCode.CANCELLED:
+        summary = "CANCELLED"
+        text = f"`{name}` was cancelled{ended} (CANCELLED)."
+        return summary, text, [_section(f":white_check_mark: *{text}*"),
+                               *outcome_blocks(error.code, error.message)]  # fmt: skip
+    if error is None:
+        summary = "completed"
+        text = f"`{name}` completed{ended} despite the cancellation."
+        detail = (
+            "Google finished the operation before it could stop it, so its result stands. "
+            "*Next:* check what it changed, and undo that if it must not stay."
+        )
+        return summary, text, [_section(f":warning: *{text}*\n{detail}")]
+    summary = f"failed ({error.code.name})"
+    text = f"`{name}` failed{ended} with {error.code.name}."
+    return summary, text, [_section(f":x: *{text}*"), *outcome_blocks(error.code, error.message)]
+
+
+def timeout_message(name: OperationName, watched_seconds: float) -> tuple[str, Blocks]:
+    hours = watched_seconds / 3600
+    span = f"{hours:.1f} hours" if hours >= 1 else f"{watched_seconds / 60:.0f} minutes"
+    text = f"`{name}` is still running after {span}; I have stopped watching it."
+    detail = (
+        "The cancel request may have been ignored. *Next:* check it in the Cloud console, "
+        "and stop the work it drives another way if it must not finish."
+    )
+    return text, [_section(f":hourglass: *{text}*\n{detail}")]
+
+
+def lost_track_message(name: OperationName, error: OperationsError) -> tuple[str, Blocks]:
+    text = f"I lost track of `{name}`: Google kept answering {error.code.name}. I stopped watching."
+    return text, [_section(f":warning: *{text}*"), *outcome_blocks(error.code, error.message)]

@@ -105,6 +105,12 @@ class OperationsClient:
         self._retry = retry or RetryPolicy()
         self._in_flight = asyncio.Semaphore(MAX_IN_FLIGHT)
 
+    def without_retries(self) -> OperationsClient:
+        """The same client answering at the first reply; the poller retries on its own schedule."""
+        client = OperationsClient(self._http, self._base_url, self._tokens, RetryPolicy(attempts=1))
+        client._in_flight = self._in_flight
+        return client
+
     async def get(self, name: OperationName) -> Operation:
         return Operation.from_json(await self._call("GET", name.url(self._base_url)))
 

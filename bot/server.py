@@ -1,4 +1,4 @@
-"""Runs the bot: HTTP (`POST /slack/events`, `GET /healthz`) or Socket Mode."""
+"""Runs the bot: `serve` (HTTP or Socket Mode, with the poller in-process) and `worker`."""
 
 from __future__ import annotations
 
@@ -15,12 +15,13 @@ import redis.asyncio as redis
 from aiohttp import web
 from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
 from slack_bolt.async_app import AsyncApp
+from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.allowlist import Allowlist
-from bot.app import build_app, build_services, connect_redis, slack_client
+from bot.app import build_app, build_services, build_watcher, connect_redis, slack_client
 from bot.config import Settings
 from bot.google_auth import TokenSource
-from bot.operations import MAX_IN_FLIGHT
+from bot.operations import MAX_IN_FLIGHT, OperationsClient
 from bot.services import Services
 
 log = logging.getLogger(__name__)
@@ -29,37 +30,54 @@ EVENTS_PATH = "/slack/events"
 HEALTH_PATH = "/healthz"
 
 
-@dataclass
-class Bot:
-    """The running pieces, so tests and `serve` start and stop them the same way."""
+@dataclass(frozen=True)
+class Clients:
+    """The connections a process holds: Redis, Slack, Google."""
 
+    redis: redis.Redis
+    slack: AsyncWebClient
+    operations: OperationsClient
+
+
+@contextlib.asynccontextmanager
+async def connected(
+    settings: Settings, redis_url: str, tokens: TokenSource
+) -> AsyncIterator[Clients]:
+    store = connect_redis(redis_url)
+    async with (
+        aiohttp.ClientSession() as slack_session,
+        httpx.AsyncClient(
+            timeout=httpx.Timeout(10.0, connect=5.0),
+            limits=httpx.Limits(
+                max_connections=MAX_IN_FLIGHT, max_keepalive_connections=MAX_IN_FLIGHT
+            ),
+        ) as http,
+    ):
+        try:
+            yield Clients(
+                store,
+                slack_client(settings, slack_session),
+                OperationsClient(http, settings.operations_api_url, tokens),
+            )
+        finally:
+            await store.aclose()
+
+
+@dataclass(frozen=True)
+class Bot:
     app: AsyncApp
     services: Services
-    http: httpx.AsyncClient
-    slack_session: aiohttp.ClientSession
-
-    async def close(self) -> None:
-        await self.http.aclose()
-        await self.slack_session.close()
-        await self.services.redis.aclose()
 
 
 @contextlib.asynccontextmanager
 async def running_bot(
     settings: Settings, redis_url: str, allowlist: Allowlist, tokens: TokenSource
 ) -> AsyncIterator[Bot]:
-    slack_session = aiohttp.ClientSession()
-    slack = slack_client(settings, slack_session)
-    http = httpx.AsyncClient(
-        timeout=httpx.Timeout(10.0, connect=5.0),
-        limits=httpx.Limits(max_connections=MAX_IN_FLIGHT, max_keepalive_connections=MAX_IN_FLIGHT),
-    )
-    services = build_services(settings, connect_redis(redis_url), allowlist, slack, http, tokens)
-    bot = Bot(build_app(services, slack), services, http, slack_session)
-    try:
-        yield bot
-    finally:
-        await bot.close()
+    async with connected(settings, redis_url, tokens) as clients:
+        services = build_services(
+            settings, clients.redis, allowlist, clients.slack, clients.operations
+        )
+        yield Bot(build_app(services, clients.slack), services)
 
 
 def web_app(bot: Bot) -> web.Application:
@@ -69,8 +87,11 @@ def web_app(bot: Bot) -> web.Application:
 
     async def health(_: web.Request) -> web.Response:
         redis_ok = await redis_answers(bot.services.redis)
-        status = 200 if redis_ok else 503
-        return web.json_response({"redis": "ok" if redis_ok else "unavailable"}, status=status)
+        body = {
+            "redis": "ok" if redis_ok else "unavailable",
+            "poller": bot.services.watcher.snapshot(),
+        }
+        return web.json_response(body, status=200 if redis_ok else 503)
 
     application = web.Application()
     application.router.add_post(EVENTS_PATH, events)
@@ -85,14 +106,20 @@ async def redis_answers(store: redis.Redis) -> bool:
         return False
 
 
+def stop_on_signals() -> asyncio.Event:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    return stop
+
+
 async def serve(
     settings: Settings, redis_url: str, allowlist: Allowlist, tokens: TokenSource
 ) -> None:
     async with running_bot(settings, redis_url, allowlist, tokens) as bot:
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
+        stop = stop_on_signals()
+        poller = asyncio.create_task(bot.services.watcher.run(stop))
         if settings.socket_mode:
             from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 
@@ -101,10 +128,19 @@ async def serve(
             log.info("serving over Socket Mode")
             await stop.wait()
             await handler.close_async()  # type: ignore[no-untyped-call]
-            return
-        runner = web.AppRunner(web_app(bot), access_log=None)
-        await runner.setup()
-        await web.TCPSite(runner, "0.0.0.0", settings.port).start()
-        log.info("serving HTTP", extra={"port": settings.port, "path": EVENTS_PATH})
-        await stop.wait()
-        await runner.cleanup()
+        else:
+            runner = web.AppRunner(web_app(bot), access_log=None)
+            await runner.setup()
+            await web.TCPSite(runner, "0.0.0.0", settings.port).start()
+            log.info("serving HTTP", extra={"port": settings.port, "path": EVENTS_PATH})
+            await stop.wait()
+            await runner.cleanup()
+        await poller
+
+
+async def work(settings: Settings, redis_url: str, tokens: TokenSource) -> None:
+    """The poller alone: any number of these may run beside `serve` on one Redis."""
+    async with connected(settings, redis_url, tokens) as clients:
+        watcher = build_watcher(settings, clients.redis, clients.slack, clients.operations)
+        log.info("poller started")
+        await watcher.run(stop_on_signals())

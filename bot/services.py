@@ -15,6 +15,7 @@ from bot.config import Settings
 from bot.confirmation import MetadataSigner
 from bot.names import OperationName, parse_operation_name
 from bot.operations import OperationsClient
+from bot.watcher import Watcher
 
 CONTEXT_KEY = "cancel_op_services"
 
@@ -29,6 +30,7 @@ class Services:
     audit: Audit
     cancellations: Cancellations
     signer: MetadataSigner
+    watcher: Watcher
 
     def parse_name(self, text: str) -> OperationName:
         return parse_operation_name(text, (self.settings.operations_api_url,))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import os
@@ -123,17 +124,28 @@ class BotServer:
     ) -> None:
         self._stack = contextlib.AsyncExitStack()
         self.bot: Bot | None = None
+        self._stop_poller: asyncio.Event | None = None
+        self._poller: asyncio.Task[None] | None = None
 
         async def make_app() -> web.Application:
             self.bot = await self._stack.enter_async_context(
                 running_bot(settings, redis_url, allowlist, tokens)
             )
+            # As in `serve`: the poller runs in the same process and loop.
+            self._stop_poller = asyncio.Event()
+            self._poller = asyncio.create_task(self.bot.services.watcher.run(self._stop_poller))
             return web_app(self.bot)
 
         self.server = BackgroundServer(make_app).start()
 
     def stop(self) -> None:
-        self.server.call(self._stack.aclose())
+        async def shut_down() -> None:
+            assert self._stop_poller is not None and self._poller is not None
+            self._stop_poller.set()
+            await self._poller
+            await self._stack.aclose()
+
+        self.server.call(shut_down())
         self.server.stop()
 
 

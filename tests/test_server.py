@@ -12,6 +12,7 @@ from bot.standins.operations_api import OperationsStandIn
 from bot.standins.slack_api import SlackStandIn
 from tests.conftest import ONCALL, RunningBot
 from tests.listeners.flow import OP, seed
+from tests.slack_driver import wait_for
 
 BODY = urlencode(
     {
@@ -50,8 +51,17 @@ def test_forged_stale_and_unsigned_requests_are_rejected(
 
 
 def test_healthz_reports_redis(running: RunningBot, start_bot: Callable[..., RunningBot]) -> None:
-    ok = httpx.get(f"{running.server.url}/healthz")
-    assert ok.status_code == 200 and ok.json() == {"redis": "ok"}
+    ok = wait_for(
+        lambda: healthz(running).json()["poller"]["last_loop_age_seconds"] < 5 and healthz(running)
+    )
+    assert ok.status_code == 200 and ok.json()["redis"] == "ok"
+    assert ok.json()["poller"]["redis"] == "ok"
     broken = start_bot(redis="redis://127.0.0.1:1/0")
-    down = httpx.get(f"{broken.server.url}/healthz")
-    assert down.status_code == 503 and down.json() == {"redis": "unavailable"}
+    down = wait_for(
+        lambda: healthz(broken).json()["poller"]["redis"] == "unavailable" and healthz(broken)
+    )
+    assert down.status_code == 503 and down.json()["redis"] == "unavailable"
+
+
+def healthz(running: RunningBot) -> httpx.Response:
+    return httpx.get(f"{running.server.url}/healthz")

@@ -42,22 +42,21 @@ async def cancel_op_confirm(
         return
     request = CancelRequest(name, user, confirm.channel, confirm.thread_ts)
     try:
-        active = await services.cancellations.claim(view["id"], request)
+        owner = await services.cancellations.request(view["id"], request)
     except DuplicateSubmission:
         await ack(response_action="update", view=messages.submitted_view(name, confirm.channel))
         return
     except redis.RedisError:
         await ack(response_action="update", view=messages.refusal_view(messages.unavailable_text()))
         return
-    if active is not None:
-        text = messages.already_cancelling_text(name, active.requester, active.link)
+    if owner is not None:
+        text = messages.already_cancelling_text(name, owner.requester, owner.link)
         await ack(response_action="update", view=messages.refusal_view(text))
         return
     await ack(response_action="update", view=messages.submitted_view(name, confirm.channel))
     await services.audit.record(
         "confirmed", actor=user, operation=str(name), channel=confirm.channel, outcome="confirmed"
     )
-    await services.cancellations.run(request)
 
 
 async def _refuse(

@@ -1,0 +1,232 @@
+"""Watches in Redis: one per confirmed cancel, from the cancel request to the final state.
+
+A watch is due at a time (a sorted set scored by milliseconds of Redis's own clock).
+Workers claim due watches with a lease: the claim moves the score to now + lease, so a
+worker that dies leaves its watches to fall due again and another worker takes them
+(at-least-once). Each claim gets a token; only the holder of the current token may
+save or finish the watch, so a worker that lost its lease cannot undo newer work.
+
+Every key carries the hash tag {cancel-op}: each script's keys share one slot, so the
+same scripts run on Redis Cluster.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import asdict, dataclass, replace
+from typing import Any
+
+import redis.asyncio as redis
+
+PREFIX = "{cancel-op}"
+DUE_KEY = f"{PREFIX}:due"  # sorted set: watch id -> due time (ms, Redis clock)
+WATCHES_KEY = f"{PREFIX}:watches"  # hash: watch id -> Watch as JSON
+CLAIMS_KEY = f"{PREFIX}:claims"  # hash: watch id -> token of the current claim
+CLAIM_SEQ_KEY = f"{PREFIX}:claim-seq"  # counter that makes claim tokens unique
+
+
+def active_key(operation: str) -> str:
+    """Hash {watch, requester, link} of the watch that owns an operation's cancel."""
+    return f"{PREFIX}:active:{operation}"
+
+
+def submission_key(submission_id: str) -> str:
+    return f"{PREFIX}:submission:{submission_id}"
+
+
+def posted_key(watch_id: str, kind: str) -> str:
+    """Idempotency key of one post a watch makes: 'pending:<token>' while posting, then ts."""
+    return f"{PREFIX}:posted:{watch_id}:{kind}"
+
+
+# Enqueue must be atomic: two engineers (or replicas) confirming the same operation at
+# once must end with one watch, and the loser must learn who won.
+_ENQUEUE = """
+if redis.call('EXISTS', KEYS[3]) == 1 then
+  return redis.call('HMGET', KEYS[3], 'requester', 'link')
+end
+redis.call('HSET', KEYS[3], 'watch', ARGV[1], 'requester', ARGV[3], 'link', '')
+redis.call('PEXPIRE', KEYS[3], ARGV[4])
+redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
+local t = redis.call('TIME')
+redis.call('ZADD', KEYS[1], t[1] * 1000 + math.floor(t[2] / 1000), ARGV[1])
+return false
+"""
+
+# Claim must be atomic: reading due ids and pushing them past the lease in one step is
+# what keeps two workers from claiming the same watch for the same period.
+_CLAIM = """
+local t = redis.call('TIME')
+local now = t[1] * 1000 + math.floor(t[2] / 1000)
+local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'WITHSCORES', 'LIMIT', 0, ARGV[1])
+local result = {now}
+for i = 1, #due, 2 do
+  local token = tostring(redis.call('INCR', KEYS[3]))
+  redis.call('ZADD', KEYS[1], now + ARGV[2], due[i])
+  redis.call('HSET', KEYS[2], due[i], token)
+  table.insert(result, due[i])
+  table.insert(result, due[i + 1])
+  table.insert(result, token)
+end
+local next_due = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
+table.insert(result, 2, next_due[2] or -1)
+return result
+"""
+
+# Save and finish check the token and write in one step, so a worker whose lease ran
+# out (and whose watch another worker now holds) changes nothing.
+_SAVE = """
+if redis.call('HGET', KEYS[2], ARGV[1]) ~= ARGV[2] then return 0 end
+redis.call('HDEL', KEYS[2], ARGV[1])
+redis.call('HSET', KEYS[3], ARGV[1], ARGV[3])
+local t = redis.call('TIME')
+redis.call('ZADD', KEYS[1], t[1] * 1000 + math.floor(t[2] / 1000) + ARGV[4], ARGV[1])
+return 1
+"""
+
+_FINISH = """
+if redis.call('HGET', KEYS[2], ARGV[1]) ~= ARGV[2] then return 0 end
+redis.call('HDEL', KEYS[2], ARGV[1])
+redis.call('HDEL', KEYS[3], ARGV[1])
+redis.call('ZREM', KEYS[1], ARGV[1])
+if redis.call('HGET', KEYS[4], 'watch') == ARGV[1] then redis.call('DEL', KEYS[4]) end
+return 1
+"""
+
+_SET_LINK = """
+if redis.call('HGET', KEYS[1], 'watch') == ARGV[1] then
+  redis.call('HSET', KEYS[1], 'link', ARGV[2])
+end
+return 1
+"""
+
+
+@dataclass(frozen=True)
+class Watch:
+    """Everything a worker needs to carry a cancel on, whoever started it."""
+
+    id: str
+    operation: str
+    requester: str
+    channel: str  # where the request came from
+    origin_thread_ts: str  # the alert's ts when started from a message, else ""
+    started_ms: int
+    stage: str = "cancel"  # "cancel": post and send the cancel; "watch": poll until done
+    post_channel: str = ""  # where the bot's messages actually went (may be a DM)
+    thread_ts: str = ""  # the thread of follow-ups
+    polls: int = 0
+    errors: int = 0  # consecutive failed polls
+    delay_ms: int = 0  # the current backoff ceiling
+    status_text: str = ""  # what the status message says now
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), separators=(",", ":"))
+
+    @classmethod
+    def from_json(cls, text: str) -> Watch:
+        return cls(**json.loads(text))
+
+    def but(self, **changes: Any) -> Watch:
+        return replace(self, **changes)
+
+
+@dataclass(frozen=True)
+class Claim:
+    watch_id: str
+    token: str
+    due_ms: int
+
+
+@dataclass(frozen=True)
+class ClaimBatch:
+    now_ms: int
+    next_due_ms: int | None  # earliest due time left after this claim, if any
+    claims: list[Claim]
+
+
+@dataclass(frozen=True)
+class Owner:
+    requester: str
+    link: str
+
+
+class WatchStore:
+    def __init__(self, client: redis.Redis, active_ttl_ms: int) -> None:
+        self._redis = client
+        self._active_ttl_ms = active_ttl_ms
+        # Side-effect records outlive any watch that could still repeat them.
+        self.record_ttl_seconds = active_ttl_ms // 1000 + 86_400
+        self._enqueue = client.register_script(_ENQUEUE)
+        self._claim = client.register_script(_CLAIM)
+        self._save = client.register_script(_SAVE)
+        self._finish = client.register_script(_FINISH)
+        self._set_link = client.register_script(_SET_LINK)
+
+    @staticmethod
+    def new_id() -> str:
+        return uuid.uuid4().hex
+
+    async def enqueue(self, watch: Watch) -> Owner | None:
+        """Add a watch due now. None: added. Otherwise who already cancels the operation."""
+        existing = await self._enqueue(
+            keys=[DUE_KEY, WATCHES_KEY, active_key(watch.operation)],
+            args=[watch.id, watch.to_json(), watch.requester, self._active_ttl_ms],
+        )
+        if not existing:
+            return None
+        requester, link = existing
+        return Owner(str(requester or ""), str(link or ""))
+
+    async def claim(self, limit: int, lease_ms: int) -> ClaimBatch:
+        raw = await self._claim(keys=[DUE_KEY, CLAIMS_KEY, CLAIM_SEQ_KEY], args=[limit, lease_ms])
+        now_ms, next_due = int(raw[0]), int(float(raw[1]))
+        claims = [
+            Claim(str(raw[i]), str(raw[i + 2]), int(float(raw[i + 1])))
+            for i in range(2, len(raw), 3)
+        ]
+        return ClaimBatch(now_ms, None if next_due < 0 else next_due, claims)
+
+    async def load(self, watch_id: str) -> Watch | None:
+        text = await self._redis.hget(WATCHES_KEY, watch_id)
+        return Watch.from_json(str(text)) if text else None
+
+    async def save(self, claim: Claim, watch: Watch, delay_ms: int) -> bool:
+        """Store the watch and make it due again after delay_ms; False if the claim was lost."""
+        return bool(
+            await self._save(
+                keys=[DUE_KEY, CLAIMS_KEY, WATCHES_KEY],
+                args=[claim.watch_id, claim.token, watch.to_json(), max(0, delay_ms)],
+            )
+        )
+
+    async def finish(self, claim: Claim, watch: Watch) -> bool:
+        return bool(
+            await self._finish(
+                keys=[DUE_KEY, CLAIMS_KEY, WATCHES_KEY, active_key(watch.operation)],
+                args=[claim.watch_id, claim.token],
+            )
+        )
+
+    async def set_link(self, watch: Watch, link: str) -> None:
+        await self._set_link(keys=[active_key(watch.operation)], args=[watch.id, link])
+
+    async def recall(self, key: str) -> str | None:
+        value = await self._redis.get(key)
+        return None if value is None else str(value)
+
+    async def remember(self, key: str, value: str) -> None:
+        await self._redis.set(key, value, ex=self.record_ttl_seconds)
+
+    async def claim_submission(self, submission_id: str, ttl_seconds: int) -> bool:
+        """True the first time a modal submission is seen; Slack retries get False."""
+        return bool(
+            await self._redis.set(submission_key(submission_id), "1", nx=True, ex=ttl_seconds)
+        )
+
+    async def counts(self) -> tuple[int, int]:
+        """(watches, watches claimed right now)."""
+        return (
+            int(await self._redis.zcard(DUE_KEY)),
+            int(await self._redis.hlen(CLAIMS_KEY)),
+        )
