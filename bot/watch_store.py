@@ -85,6 +85,14 @@ redis.call('ZADD', KEYS[1], t[1] * 1000 + math.floor(t[2] / 1000) + ARGV[4], ARG
 return 1
 """
 
+# Extending checks the token too: a worker keeps its lease only while it still holds it.
+_EXTEND = """
+if redis.call('HGET', KEYS[2], ARGV[1]) ~= ARGV[2] then return 0 end
+local t = redis.call('TIME')
+redis.call('ZADD', KEYS[1], 'XX', t[1] * 1000 + math.floor(t[2] / 1000) + ARGV[3], ARGV[1])
+return 1
+"""
+
 _FINISH = """
 if redis.call('HGET', KEYS[2], ARGV[1]) ~= ARGV[2] then return 0 end
 redis.call('HDEL', KEYS[2], ARGV[1])
@@ -161,6 +169,7 @@ class WatchStore:
         self._claim = client.register_script(_CLAIM)
         self._save = client.register_script(_SAVE)
         self._finish = client.register_script(_FINISH)
+        self._extend = client.register_script(_EXTEND)
         self._set_link = client.register_script(_SET_LINK)
 
     @staticmethod
@@ -197,6 +206,14 @@ class WatchStore:
             await self._save(
                 keys=[DUE_KEY, CLAIMS_KEY, WATCHES_KEY],
                 args=[claim.watch_id, claim.token, watch.to_json(), max(0, delay_ms)],
+            )
+        )
+
+    async def extend(self, claim: Claim, lease_ms: int) -> bool:
+        """Keep the claim for another lease; False if another worker holds the watch now."""
+        return bool(
+            await self._extend(
+                keys=[DUE_KEY, CLAIMS_KEY], args=[claim.watch_id, claim.token, lease_ms]
             )
         )
 

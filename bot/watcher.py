@@ -15,7 +15,9 @@ import contextlib
 import logging
 import statistics
 import time
+from collections.abc import Coroutine
 from dataclasses import dataclass, field
+from typing import Any
 
 import redis.asyncio as redis
 from slack_sdk.errors import SlackApiError
@@ -45,6 +47,10 @@ STATUS_AFTER_MS = 30_000
 # Logged liveness figures cover this long.
 REPORT_EVERY_SECONDS = 30.0
 _SLOW_DOWN = frozenset({RpcCode.RESOURCE_EXHAUSTED, RpcCode.UNAVAILABLE})
+
+
+class ClaimLost(Exception):
+    """Another worker took this watch over (this one stalled past its lease)."""
 
 
 @dataclass(frozen=True)
@@ -173,9 +179,12 @@ class Watcher:
             if not watch.started_ms:
                 watch = watch.but(started_ms=now_ms)  # Redis's clock, as every replica sees it
             try:
-                step = await self._step(watch, now_ms)
+                step = await self._while_holding(claim, self._step(watch, now_ms))
             except PostInProgress:
                 step = _Again(watch, self._lease_ms)
+            except ClaimLost:
+                log.warning("lease lost mid-step; another worker has the watch")
+                return
             except (SlackApiError, OSError) as exc:
                 log.warning("watch step failed; retrying", extra={"error": _describe(exc)})
                 step = _Again(watch, RETRY_STEP_MS)
@@ -188,6 +197,24 @@ class Watcher:
             log.warning("watch step not saved (redis)", extra={"watch": claim.watch_id})
         except Exception:
             log.exception("watch step crashed", extra={"watch": claim.watch_id})
+
+    async def _while_holding(
+        self, claim: Claim, step: Coroutine[Any, Any, _Again | _Done]
+    ) -> _Again | _Done:
+        """Run a step while renewing its lease, so a slow Slack or Google never lets another
+        worker start the same step; if the lease is lost anyway, stop the step."""
+        task = asyncio.create_task(step)
+        while True:
+            done, _ = await asyncio.wait({task}, timeout=self._lease_ms / 3000)
+            if done:
+                return task.result()
+            try:
+                held = await self.store.extend(claim, self._lease_ms)
+            except (redis.RedisError, OSError):
+                held = True  # the lease may still run; the step's own save will tell
+            if not held:
+                task.cancel()
+                raise ClaimLost(claim.watch_id)
 
     async def _step(self, watch: Watch, now_ms: int) -> _Again | _Done:
         name = parse_operation_name(watch.operation)

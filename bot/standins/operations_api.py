@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import time
 from collections import deque
 from dataclasses import dataclass, field
 from enum import Enum
@@ -36,6 +37,7 @@ class FakeOperation:
     target: str = ""
     create_time: str = "2026-11-24T03:12:00Z"
     end_time: str = ""
+    status_message: str = ""
     cancel_requested: bool = False
     error: dict[str, Any] | None = None
     response: dict[str, Any] | None = None
@@ -53,6 +55,7 @@ class FakeOperation:
                 "requestedCancellation": self.cancel_requested,
                 "apiVersion": "v1",
                 **({"endTime": self.end_time} if self.end_time else {}),
+                **({"statusMessage": self.status_message} if self.status_message else {}),
             },
             "done": self.done,
         }
@@ -69,6 +72,8 @@ class Request:
     name: str
     action: str
     authorization: str
+    started: float  # time.monotonic() when it arrived, before any set latency
+    ended: float = 0.0  # when it was answered
 
 
 @dataclass
@@ -112,26 +117,33 @@ class OperationsStandIn:
         )
 
     async def _operation(self, request: web.Request) -> web.Response:
+        started = time.monotonic()
         if self.state.latency_seconds:
             await asyncio.sleep(self.state.latency_seconds)
         match = _PATH.fullmatch(request.path)
         if match is None:
             return _error(404, "NOT_FOUND", f"no such path {request.path}")
         name, action = match.group(1), (match.group(2) or "").lstrip(":")
-        self.state.requests.append(
-            Request(request.method, name, action, request.headers.get("Authorization", ""))
+        record = Request(
+            request.method, name, action, request.headers.get("Authorization", ""), started
         )
-        queued = self.state.scripted.get((request.method, name))
+        self.state.requests.append(record)
+        response = self._answer(request.method, name, action)
+        record.ended = time.monotonic()
+        return response
+
+    def _answer(self, method: str, name: str, action: str) -> web.Response:
+        queued = self.state.scripted.get((method, name))
         if queued:
             status, rpc_status, message = queued.popleft()
             return _error(status, rpc_status, message)
         operation = self.state.operations.get(name)
         if operation is None:
             return _error(404, "NOT_FOUND", f"Operation {name} not found.")
-        if request.method == "GET" and not action:
+        if method == "GET" and not action:
             _advance(operation)
             return web.json_response(operation.to_json())
-        if request.method == "POST" and action == "cancel":
+        if method == "POST" and action == "cancel":
             return _cancel(operation)
         return _error(405, "INVALID_ARGUMENT", "method not allowed")
 
