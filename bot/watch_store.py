@@ -68,6 +68,7 @@ for i = 1, #due, 2 do
   table.insert(result, due[i])
   table.insert(result, due[i + 1])
   table.insert(result, token)
+  table.insert(result, redis.call('HGET', KEYS[4], due[i]) or '')
 end
 local next_due = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
 table.insert(result, 2, next_due[2] or -1)
@@ -85,12 +86,20 @@ redis.call('ZADD', KEYS[1], t[1] * 1000 + math.floor(t[2] / 1000) + ARGV[4], ARG
 return 1
 """
 
-# Extending checks the token too: a worker keeps its lease only while it still holds it.
-_EXTEND = """
-if redis.call('HGET', KEYS[2], ARGV[1]) ~= ARGV[2] then return 0 end
+# Renewal checks each token too: a worker keeps a lease only while it still holds it.
+# One call renews every watch a worker holds; it returns the ones it no longer holds.
+_RENEW = """
 local t = redis.call('TIME')
-redis.call('ZADD', KEYS[1], 'XX', t[1] * 1000 + math.floor(t[2] / 1000) + ARGV[3], ARGV[1])
-return 1
+local due = t[1] * 1000 + math.floor(t[2] / 1000) + ARGV[1]
+local lost = {}
+for i = 2, #ARGV, 2 do
+  if redis.call('HGET', KEYS[2], ARGV[i]) == ARGV[i + 1] then
+    redis.call('ZADD', KEYS[1], 'XX', due, ARGV[i])
+  else
+    table.insert(lost, ARGV[i])
+  end
+end
+return lost
 """
 
 _FINISH = """
@@ -144,6 +153,7 @@ class Claim:
     watch_id: str
     token: str
     due_ms: int
+    watch_json: str  # the watch as stored when claimed ("" if it vanished)
 
 
 @dataclass(frozen=True)
@@ -169,7 +179,7 @@ class WatchStore:
         self._claim = client.register_script(_CLAIM)
         self._save = client.register_script(_SAVE)
         self._finish = client.register_script(_FINISH)
-        self._extend = client.register_script(_EXTEND)
+        self._renew = client.register_script(_RENEW)
         self._set_link = client.register_script(_SET_LINK)
 
     @staticmethod
@@ -188,17 +198,15 @@ class WatchStore:
         return Owner(str(requester or ""), str(link or ""))
 
     async def claim(self, limit: int, lease_ms: int) -> ClaimBatch:
-        raw = await self._claim(keys=[DUE_KEY, CLAIMS_KEY, CLAIM_SEQ_KEY], args=[limit, lease_ms])
+        raw = await self._claim(
+            keys=[DUE_KEY, CLAIMS_KEY, CLAIM_SEQ_KEY, WATCHES_KEY], args=[limit, lease_ms]
+        )
         now_ms, next_due = int(raw[0]), int(float(raw[1]))
         claims = [
-            Claim(str(raw[i]), str(raw[i + 2]), int(float(raw[i + 1])))
-            for i in range(2, len(raw), 3)
+            Claim(str(raw[i]), str(raw[i + 2]), int(float(raw[i + 1])), str(raw[i + 3]))
+            for i in range(2, len(raw), 4)
         ]
         return ClaimBatch(now_ms, None if next_due < 0 else next_due, claims)
-
-    async def load(self, watch_id: str) -> Watch | None:
-        text = await self._redis.hget(WATCHES_KEY, watch_id)
-        return Watch.from_json(str(text)) if text else None
 
     async def save(self, claim: Claim, watch: Watch, delay_ms: int) -> bool:
         """Store the watch and make it due again after delay_ms; False if the claim was lost."""
@@ -209,13 +217,13 @@ class WatchStore:
             )
         )
 
-    async def extend(self, claim: Claim, lease_ms: int) -> bool:
-        """Keep the claim for another lease; False if another worker holds the watch now."""
-        return bool(
-            await self._extend(
-                keys=[DUE_KEY, CLAIMS_KEY], args=[claim.watch_id, claim.token, lease_ms]
-            )
-        )
+    async def renew(self, claims: list[Claim], lease_ms: int) -> set[str]:
+        """Keep these claims for another lease; returns the ids another worker holds now."""
+        args: list[str | int] = [lease_ms]
+        for claim in claims:
+            args += [claim.watch_id, claim.token]
+        lost = await self._renew(keys=[DUE_KEY, CLAIMS_KEY], args=args)
+        return {str(watch_id) for watch_id in lost}
 
     async def finish(self, claim: Claim, watch: Watch) -> bool:
         return bool(

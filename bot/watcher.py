@@ -15,9 +15,7 @@ import contextlib
 import logging
 import statistics
 import time
-from collections.abc import Coroutine
 from dataclasses import dataclass, field
-from typing import Any
 
 import redis.asyncio as redis
 from slack_sdk.errors import SlackApiError
@@ -47,10 +45,6 @@ STATUS_AFTER_MS = 30_000
 # Logged liveness figures cover this long.
 REPORT_EVERY_SECONDS = 30.0
 _SLOW_DOWN = frozenset({RpcCode.RESOURCE_EXHAUSTED, RpcCode.UNAVAILABLE})
-
-
-class ClaimLost(Exception):
-    """Another worker took this watch over (this one stalled past its lease)."""
 
 
 @dataclass(frozen=True)
@@ -95,8 +89,11 @@ class Watcher:
         self._timeout_ms = watch_timeout_ms
         self._lease_ms = lease_ms
         self._wake = asyncio.Event()
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks: dict[asyncio.Task[None], Claim] = {}
         self.liveness = Liveness()
+
+    def _forget(self, task: asyncio.Task[None]) -> None:
+        self._tasks.pop(task, None)
 
     def wake(self) -> None:
         """A watch was just added here: claim it now rather than at the next idle tick."""
@@ -105,19 +102,37 @@ class Watcher:
     # Lifecycle: run until stopped, then let in-flight steps end.
 
     async def run(self, stop: asyncio.Event) -> None:
-        reporter = asyncio.create_task(self._report(stop))
+        helpers = [asyncio.create_task(self._report(stop)), asyncio.create_task(self._renew(stop))]
         try:
             while not stop.is_set():
                 await self._loop_once(stop)
         finally:
-            reporter.cancel()
+            for helper in helpers:
+                helper.cancel()
             if self._tasks:
-                await asyncio.wait(self._tasks, timeout=10)
+                await asyncio.wait(list(self._tasks), timeout=10)
+
+    async def _renew(self, stop: asyncio.Event) -> None:
+        """Renew the leases of every step in flight, so a slow Slack or Google never lets
+        another worker start the same step; a step whose lease was lost anyway stops."""
+        while not stop.is_set():
+            await _sleep_or_stop(stop, self._lease_ms / 3000)
+            held = dict(self._tasks)
+            if not held:
+                continue
+            try:
+                lost = await self.store.renew(list(held.values()), self._lease_ms)
+            except (redis.RedisError, OSError):
+                continue  # leases may still run; each step's own save will tell
+            for task, claim in held.items():
+                if claim.watch_id in lost and not task.done():
+                    log.warning("lease lost mid-step; another worker has the watch")
+                    task.cancel()
 
     async def _loop_once(self, stop: asyncio.Event) -> None:
         free = MAX_IN_FLIGHT - len(self._tasks)
         if free <= 0:
-            await asyncio.wait(self._tasks, return_when=asyncio.FIRST_COMPLETED, timeout=1)
+            await asyncio.wait(list(self._tasks), return_when=asyncio.FIRST_COMPLETED, timeout=1)
             return
         limit = min(free, CLAIM_BATCH)
         try:
@@ -131,8 +146,8 @@ class Watcher:
         for claim in batch.claims:
             self.liveness.lags_ms.append(batch.now_ms - claim.due_ms)
             task = asyncio.create_task(self._run_claim(claim, batch.now_ms))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+            self._tasks[task] = claim
+            task.add_done_callback(self._forget)
         if len(batch.claims) == limit:
             return  # more may be due: claim again at once
         wait_ms = IDLE_WAIT_MS
@@ -173,18 +188,15 @@ class Watcher:
 
     async def _run_claim(self, claim: Claim, now_ms: int) -> None:
         try:
-            watch = await self.store.load(claim.watch_id)
-            if watch is None:
+            if not claim.watch_json:
                 return
+            watch = Watch.from_json(claim.watch_json)
             if not watch.started_ms:
                 watch = watch.but(started_ms=now_ms)  # Redis's clock, as every replica sees it
             try:
-                step = await self._while_holding(claim, self._step(watch, now_ms))
+                step = await self._step(watch, now_ms)
             except PostInProgress:
                 step = _Again(watch, self._lease_ms)
-            except ClaimLost:
-                log.warning("lease lost mid-step; another worker has the watch")
-                return
             except (SlackApiError, OSError) as exc:
                 log.warning("watch step failed; retrying", extra={"error": _describe(exc)})
                 step = _Again(watch, RETRY_STEP_MS)
@@ -192,29 +204,12 @@ class Watcher:
                 await self.store.finish(claim, step.watch)
             else:
                 await self.store.save(claim, step.watch, step.delay_ms)
-        except (redis.RedisError, OSError):
+        except (redis.RedisError, OSError) as exc:
             # The lease runs out and the watch falls due again: nothing is lost.
-            log.warning("watch step not saved (redis)", extra={"watch": claim.watch_id})
+            log.warning("watch step not saved (redis)",
+                        extra={"watch": claim.watch_id, "error": repr(exc)})  # fmt: skip
         except Exception:
             log.exception("watch step crashed", extra={"watch": claim.watch_id})
-
-    async def _while_holding(
-        self, claim: Claim, step: Coroutine[Any, Any, _Again | _Done]
-    ) -> _Again | _Done:
-        """Run a step while renewing its lease, so a slow Slack or Google never lets another
-        worker start the same step; if the lease is lost anyway, stop the step."""
-        task = asyncio.create_task(step)
-        while True:
-            done, _ = await asyncio.wait({task}, timeout=self._lease_ms / 3000)
-            if done:
-                return task.result()
-            try:
-                held = await self.store.extend(claim, self._lease_ms)
-            except (redis.RedisError, OSError):
-                held = True  # the lease may still run; the step's own save will tell
-            if not held:
-                task.cancel()
-                raise ClaimLost(claim.watch_id)
 
     async def _step(self, watch: Watch, now_ms: int) -> _Again | _Done:
         name = parse_operation_name(watch.operation)

@@ -7,10 +7,11 @@ OPERATIONS_API_URL at `{url}/v1`; service-account credentials can use `{url}/tok
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 import time
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from enum import Enum
 from typing import Any
 
@@ -43,6 +44,10 @@ class FakeOperation:
     response: dict[str, Any] | None = None
     # GETs that still answer "running" after a cancel before the final state shows
     polls_until_done: int = 0
+    # Or: the time.monotonic() at which it ends by itself, cancelled or not
+    ends_at: float | None = None
+    gets: int = 0
+    first_seen_done: float | None = None  # when a GET first answered done
 
     def to_json(self) -> dict[str, Any]:
         body: dict[str, Any] = {
@@ -107,8 +112,30 @@ class OperationsStandIn:
     async def make_app(self) -> web.Application:
         app = web.Application()
         app.router.add_post("/token", self._token)
+        app.router.add_get("/_standin/operations", self._list)
+        app.router.add_post("/_standin/operations", self._seed)
         app.router.add_route("*", "/{tail:.*}", self._operation)
         return app
+
+    async def _list(self, request: web.Request) -> web.Response:
+        """The emulated operations and what was asked of them (benchmarks, the sandbox)."""
+        return web.json_response([asdict(op) for op in self.state.operations.values()],
+                                 dumps=_dumps)  # fmt: skip
+
+    async def _seed(self, request: web.Request) -> web.Response:
+        """Add operations: [{name, behaviour?, ends_in_seconds?, polls_until_done?}]."""
+        now = time.monotonic()
+        for item in await request.json():
+            ends_in = item.get("ends_in_seconds")
+            self.state.add(
+                FakeOperation(
+                    item["name"],
+                    Behaviour(item.get("behaviour", "cancels")),
+                    polls_until_done=int(item.get("polls_until_done", 0)),
+                    ends_at=None if ends_in is None else now + float(ends_in),
+                )
+            )
+        return web.json_response({"operations": len(self.state.operations)})
 
     async def _token(self, request: web.Request) -> web.Response:
         self.state.tokens_issued += 1
@@ -158,10 +185,22 @@ def _cancel(operation: FakeOperation) -> web.Response:
 
 
 def _advance(operation: FakeOperation) -> None:
-    """After a cancel, count down GETs, then settle into the behaviour's final state."""
-    if operation.done or not operation.cancel_requested:
+    """Settle into the behaviour's final state at `ends_at`, or after a cancel and a count
+    of GETs; note when a GET first sees it done."""
+    operation.gets += 1
+    if not operation.done:
+        _settle_if_due(operation)
+    if operation.done and operation.first_seen_done is None:
+        operation.first_seen_done = time.monotonic()
+
+
+def _settle_if_due(operation: FakeOperation) -> None:
+    if operation.ends_at is not None:
+        if time.monotonic() < operation.ends_at:
+            return
+    elif not operation.cancel_requested:
         return
-    if operation.polls_until_done > 0:
+    elif operation.polls_until_done > 0:
         operation.polls_until_done -= 1
         return
     operation.done = True
@@ -172,6 +211,10 @@ def _advance(operation: FakeOperation) -> None:
         operation.error = {"code": 13, "message": "Backend failure while stopping."}
     else:
         operation.error = {"code": 1, "message": "Operation was cancelled."}
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, default=str)
 
 
 def _error(status: int, rpc_status: str, message: str) -> web.Response:
