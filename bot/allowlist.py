@@ -16,7 +16,7 @@ from typing import Protocol
 
 import yaml
 
-from bot.names import OperationName
+from bot.names import OperationName, OperationParent
 
 _MEMBER_PREFIXES = ("user:", "usergroup:")
 _SLACK_ID = re.compile(r"[A-Z0-9]{2,32}")
@@ -82,12 +82,12 @@ class Allowlist:
         self,
         action: Action,
         user: str,
-        name: OperationName,
+        resource: OperationName | OperationParent,
         channel: str,
         groups: GroupDirectory,
     ) -> Decision:
         permission = action.permission(self.service)
-        applicable = [b for b in self.bindings if b.covers(permission, name.path, channel)]
+        applicable = [b for b in self.bindings if b.covers(permission, resource.path, channel)]
         if any(user in b.users for b in applicable):
             return Decision(True, permission)
         failed_lookup = False
@@ -102,8 +102,9 @@ class Allowlist:
 
 
 def _matches(pattern: str, resource: str) -> bool:
-    pattern_parts = pattern.split("/")
+    """An operation against the whole pattern; a parent (for list) against its first part."""
     resource_parts = resource.split("/")
+    pattern_parts = pattern.split("/")[: len(resource_parts)]
     if len(pattern_parts) != len(resource_parts):
         return False
     # `*` stays inside one segment because segments are compared one by one.

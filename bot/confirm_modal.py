@@ -1,4 +1,9 @@
-"""Open the confirmation modal: a loading view at once, then the live operation."""
+"""The way to a confirmed cancel, shared by every surface: check, then open the modal.
+
+The modal opens at once with a loading view (a trigger_id lives 3 seconds), then shows
+the operation as Google has it now, so a stale button or an old alert never offers to
+cancel what has already ended.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +13,7 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot import messages
+from bot.allowlist import Action, Decision
 from bot.confirmation import ConfirmContext
 from bot.names import OperationName
 from bot.operations import OperationsError
@@ -16,17 +22,35 @@ from bot.services import Services
 log = logging.getLogger(__name__)
 
 
-async def open_confirmation(
+async def confirm_if_allowed(
     client: AsyncWebClient,
     services: Services,
-    trigger_id: str,
     name: OperationName,
     context: ConfirmContext,
-) -> None:
-    """Raises SlackApiError when Slack will not open the modal (e.g. an expired trigger)."""
-    # trigger_id lives 3 seconds: open first, then read Google, which may be slow.
-    opened = await client.views_open(trigger_id=trigger_id, view=messages.loading_view(name))
-    view = opened["view"]
+    *,
+    trigger_id: str = "",
+    view_id: str = "",
+    step: str,
+) -> Decision:
+    """Check the caller; if allowed, show the confirmation (a new modal, or in `view_id`).
+
+    Raises SlackApiError when Slack will not open the modal (e.g. an expired trigger).
+    """
+    decision = await services.allowlist.check(
+        Action.CANCEL, context.requester, name, context.channel, services.groups
+    )
+    if not decision.allowed:
+        await services.audit.record(
+            "denied", actor=context.requester, operation=str(name), channel=context.channel,
+            outcome="denied", permission=decision.permission, step=step,
+        )  # fmt: skip
+        return decision
+    loading = messages.loading_view(name)
+    if view_id:
+        shown = await client.views_update(view_id=view_id, view=loading)
+    else:
+        shown = await client.views_open(trigger_id=trigger_id, view=loading)
+    view = shown["view"]
     try:
         operation = await services.operations.get(name)
     except OperationsError as exc:
@@ -38,3 +62,4 @@ async def open_confirmation(
     except SlackApiError as exc:
         # The user closed the modal, or it changed meanwhile: nothing left to show it in.
         log.info("confirmation modal not updated", extra={"slack_error": exc.response.get("error")})
+    return decision

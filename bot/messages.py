@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from bot.allowlist import Decision
-from bot.names import CANONICAL_API_URL, EXPECTED_SHAPE, OperationName
+from bot.names import CANONICAL_API_URL, EXPECTED_SHAPE, OperationName, OperationParent
 from bot.operations import Operation, OperationsError
 from bot.rpc import RpcCode
 
@@ -13,6 +13,10 @@ Blocks = list[dict[str, Any]]
 View = dict[str, Any]
 
 CONFIRM_CALLBACK_ID = "cancel_op_confirm"
+CANCEL_ACTION_ID = "cancel_op"  # public: alert pipelines put this button on their alerts
+PICK_ACTION_ID = "cancel_op_pick"
+PICK_LIMIT = 20
+LIST_LIMIT = 10
 _TITLE = "Cancel operation"
 
 
@@ -49,9 +53,11 @@ def _modal(blocks: Blocks, *, submit: str = "", close: str = "Close", **extra: A
 def usage_text() -> str:
     return (
         "*Cancel a Google Cloud long-running operation*\n"
-        f"`/cancel-op {EXPECTED_SHAPE}`\n"
-        "The name may also carry the API's URL in front, or sit in backticks or a link. "
-        "I show you the operation and ask you to confirm before anything is cancelled.\n"
+        f"`/cancel-op {EXPECTED_SHAPE}`: show it and ask you to confirm the cancel\n"
+        "`/cancel-op status NAME`: its current state\n"
+        "`/cancel-op list projects/PROJECT/locations/LOCATION`: running operations there\n"
+        "The name may carry the API's URL in front, or sit in backticks or a link. On an "
+        "alert, use the message's *More actions → Cancel operation*.\n"
         "Example: `/cancel-op projects/my-project/locations/global/operations/operation-123`"
     )
 
@@ -64,13 +70,60 @@ def invalid_name_text(reason: str) -> str:
     )
 
 
-def denied_text(decision: Decision, name: OperationName) -> str:
+def denied_text(decision: Decision, name: OperationName | OperationParent) -> str:
     text = (
         f":no_entry: You may not do that with `{name}` here: the allowlist does not grant you "
         f"`{decision.permission}` on it in this channel. Nothing was sent to Google. "
         "Ask your platform team to add you (or your on-call user group) to the allowlist."
     )
     return f"{text}\n{decision.note}" if decision.note else text
+
+
+def no_name_found_text() -> str:
+    return (
+        ":mag: I found no operation name in that message. I look for "
+        f"`{EXPECTED_SHAPE}` in its text, blocks and attachments. "
+        "You can also type `/cancel-op NAME`."
+    )
+
+
+def cannot_open_text(reason: str) -> str:
+    return f":warning: Slack would not open the confirmation ({escape(reason)}). Please try again."
+
+
+def status_reply(name: OperationName, operation: Operation) -> tuple[str, Blocks]:
+    text = f"`{name}`: {_state(operation)}"
+    blocks = _operation_blocks(name, operation)
+    if operation.error is not None:
+        blocks += outcome_blocks(operation.error.code, operation.error.message)
+    return text, blocks
+
+
+def lookup_failed(subject: str, error: OperationsError) -> tuple[str, Blocks]:
+    text = f"I could not read {subject} from Google."
+    return text, [_section(text), *outcome_blocks(error.code, error.message)]
+
+
+def list_reply(parent: OperationParent, running: list[Operation], total: int) -> tuple[str, Blocks]:
+    text = f"{total} running operation{'s' if total != 1 else ''} in `{parent}`."
+    blocks: Blocks = [_section(f"*{text}*")]
+    for operation in running:
+        label = " · ".join(escape(x) for x in (operation.verb, operation.target) if x)
+        blocks.append(
+            {
+                "type": "section",
+                "text": {"type": "mrkdwn", "text": f"`{escape(operation.name)}`\n{label}"},
+                "accessory": {
+                    "type": "button",
+                    "action_id": CANCEL_ACTION_ID,
+                    "text": {"type": "plain_text", "text": "Cancel…"},
+                    "value": operation.name,
+                },
+            }
+        )
+    if total > len(running):
+        blocks.append(_context(f"{total - len(running)} more not shown."))
+    return text, blocks
 
 
 def unavailable_text() -> str:
@@ -95,14 +148,14 @@ def loading_view(name: OperationName) -> View:
     return _modal([_section(f":hourglass_flowing_sand: Looking up `{name}`…")])
 
 
-def confirmation_view(name: OperationName, operation: Operation, metadata: str) -> View:
-    state = "Done" if operation.done else "Running"
+def _operation_blocks(name: OperationName, operation: Operation) -> Blocks:
+    """What an operation is: the same fields wherever it is shown."""
     fields = [
         ("Name", f"`{name}`"),
         ("Verb", escape(operation.verb) or "—"),
         ("Target", escape(operation.target) or "—"),
         ("Created", escape(operation.create_time) or "—"),
-        ("State", state),
+        ("State", _state(operation)),
     ]
     blocks: Blocks = [
         {
@@ -112,6 +165,19 @@ def confirmation_view(name: OperationName, operation: Operation, metadata: str) 
     ]
     if operation.status_message:
         blocks.append(_context(f"Status: {escape(operation.status_message)}"))
+    return blocks
+
+
+def _state(operation: Operation) -> str:
+    if not operation.done:
+        return "Running" + (" (cancel requested)" if operation.requested_cancellation else "")
+    if operation.error is None:
+        return "Done: completed"
+    return f"Done: {operation.error.code.name}"
+
+
+def confirmation_view(name: OperationName, operation: Operation, metadata: str) -> View:
+    blocks = _operation_blocks(name, operation)
     if operation.done:
         blocks.append(
             _section(":white_check_mark: This operation has already finished: nothing to cancel.")
@@ -130,12 +196,29 @@ def confirmation_view(name: OperationName, operation: Operation, metadata: str) 
 
 
 def lookup_failed_view(name: OperationName, error: OperationsError) -> View:
-    return _modal(
-        [
-            _section(f"I could not read `{name}` from Google, so I can't offer to cancel it."),
-            *outcome_blocks(error.code, error.message),
-        ]
-    )
+    _, blocks = lookup_failed(f"`{name}`", error)
+    return _modal([*blocks, _context("So I can't offer to cancel it.")])
+
+
+def pick_view(names: list[OperationName], metadata: str) -> View:
+    """Several names in one alert: the engineer picks the one to cancel."""
+    blocks: Blocks = [_section("This message names several operations. Which one?")]
+    for name in names[:PICK_LIMIT]:
+        blocks.append(
+            {
+                "type": "section",
+                "text": {"type": "mrkdwn", "text": f"`{name}`"},
+                "accessory": {
+                    "type": "button",
+                    "action_id": PICK_ACTION_ID,
+                    "text": {"type": "plain_text", "text": "Choose"},
+                    "value": str(name),
+                },
+            }
+        )
+    if len(names) > PICK_LIMIT:
+        blocks.append(_context(f"{len(names) - PICK_LIMIT} more not shown; use `/cancel-op NAME`."))
+    return _modal(blocks, private_metadata=metadata)
 
 
 def refusal_view(text: str) -> View:

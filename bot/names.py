@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import html
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 CANONICAL_API_URL = "https://cloudaicompanion.googleapis.com/v1"
@@ -17,6 +18,11 @@ MAX_SEGMENT_LENGTH = 128
 
 _SEGMENT = re.compile(r"[A-Za-z0-9._~-]{1,128}")
 _NAME = re.compile(r"projects/([^/]*)/locations/([^/]*)/operations/([^/]*)")
+_PARENT = re.compile(r"projects/([^/]*)/locations/([^/]*)")
+# A name inside free text ends at anything a segment cannot hold.
+_CANDIDATE = re.compile(
+    r"projects/[A-Za-z0-9._~-]+/locations/[A-Za-z0-9._~-]+/operations/[A-Za-z0-9._~-]+"
+)
 _SLACK_LINK = re.compile(r"<([^<>|]*)(?:\|([^<>]*))?>")
 
 
@@ -46,10 +52,6 @@ class OperationName:
     def path(self) -> str:
         return f"projects/{self.project}/locations/{self.location}/operations/{self.operation}"
 
-    @property
-    def parent(self) -> str:
-        return f"projects/{self.project}/locations/{self.location}"
-
     def url(self, base_url: str, action: str = "") -> str:
         """`{base}/{name}` or `{base}/{name}:{action}`, from checked segments only."""
         suffix = f":{action}" if action else ""
@@ -59,24 +61,70 @@ class OperationName:
         return self.path
 
 
+@dataclass(frozen=True)
+class OperationParent:
+    """Where operations are listed: `projects/{project}/locations/{location}`."""
+
+    project: str
+    location: str
+
+    def __post_init__(self) -> None:
+        _check_segment("project", self.project)
+        _check_segment("location", self.location)
+
+    @property
+    def path(self) -> str:
+        return f"projects/{self.project}/locations/{self.location}"
+
+    def operations_url(self, base_url: str) -> str:
+        return f"{base_url.rstrip('/')}/{self.path}/operations"
+
+    def __str__(self) -> str:
+        return self.path
+
+
+def parse_parent(text: str, api_urls: tuple[str, ...] = ()) -> OperationParent:
+    """Read `projects/P/locations/L` with the same rules as a name."""
+    match = _PARENT.fullmatch(_strip(text, api_urls))
+    if match is None:
+        raise InvalidName("it does not have the shape projects/PROJECT/locations/LOCATION")
+    return OperationParent(*match.groups())
+
+
+def find_operation_names(texts: Iterable[str]) -> list[OperationName]:
+    """Every well-formed operation name in free text (an alert), in order, once each."""
+    found: dict[OperationName, None] = {}
+    for text in texts:
+        for candidate in _CANDIDATE.findall(html.unescape(text)[:20_000]):
+            try:
+                found[parse_operation_name(candidate)] = None
+            except InvalidName:
+                continue
+    return list(found)
+
+
 def parse_operation_name(text: str, api_urls: tuple[str, ...] = ()) -> OperationName:
     """Read a name as a user may paste it: bare, behind the API's URL, in backticks or a link.
 
     `api_urls` are further base URLs accepted in front of the name (the configured one).
     """
+    match = _NAME.fullmatch(_strip(text, api_urls))
+    if match is None:
+        raise InvalidName("it does not have the shape of an operation name")
+    project, location, operation = match.groups()
+    return OperationName(project, location, operation)
+
+
+def _strip(text: str, api_urls: tuple[str, ...]) -> str:
+    """Undo what surrounds a pasted path: Slack formatting and the API's URL."""
     if len(text) > MAX_INPUT_LENGTH:
         raise InvalidName(f"that is {len(text)} characters long; a name is far shorter")
     candidate = _unwrap_slack_formatting(text.strip())
     for prefix in (CANONICAL_API_URL, *api_urls):
         prefix = prefix.rstrip("/") + "/"
         if candidate.startswith(prefix):
-            candidate = candidate[len(prefix) :]
-            break
-    match = _NAME.fullmatch(candidate)
-    if match is None:
-        raise InvalidName("it does not have the shape of an operation name")
-    project, location, operation = match.groups()
-    return OperationName(project, location, operation)
+            return candidate[len(prefix) :]
+    return candidate
 
 
 def _unwrap_slack_formatting(text: str) -> str:

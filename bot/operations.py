@@ -10,11 +10,12 @@ import asyncio
 import logging
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 
 from bot.google_auth import CredentialsError, TokenSource
-from bot.names import OperationName
+from bot.names import OperationName, OperationParent
 from bot.retry import RetryPolicy, parse_retry_after
 from bot.rpc import RpcCode
 
@@ -26,6 +27,8 @@ _RETRYABLE_HTTP = frozenset({429, 502, 503, 504})
 # httpx's own pool costs CPU for every waiter on every release, which starved Slack
 # acknowledgements when Google was slow (bench/ack_latency.py).
 MAX_IN_FLIGHT = 64
+LIST_PAGE_SIZE = 100
+LIST_MAX_PAGES = 20
 
 
 class OperationsError(Exception):
@@ -113,6 +116,30 @@ class OperationsClient:
 
     async def get(self, name: OperationName) -> Operation:
         return Operation.from_json(await self._call("GET", name.url(self._base_url)))
+
+    async def list_running(self, parent: OperationParent, show: int) -> tuple[list[Operation], int]:
+        """Up to `show` running operations under `parent`, and how many are running in all.
+
+        Follows nextPageToken for at most LIST_MAX_PAGES pages, so a huge backlog cannot
+        hold a Slack reply for long.
+        """
+        running: list[Operation] = []
+        total = 0
+        token = ""
+        for _ in range(LIST_MAX_PAGES):
+            query = f"?pageSize={LIST_PAGE_SIZE}" + (f"&pageToken={quote(token)}" if token else "")
+            page = await self._call("GET", parent.operations_url(self._base_url) + query)
+            items = page.get("operations") if isinstance(page, dict) else None
+            for item in items if isinstance(items, list) else []:
+                operation = Operation.from_json(item)
+                if not operation.done:
+                    total += 1
+                    if len(running) < show:
+                        running.append(operation)
+            token = _text(page.get("nextPageToken")) if isinstance(page, dict) else ""
+            if not token:
+                break
+        return running, total
 
     async def cancel(self, name: OperationName) -> None:
         """Ask Google to cancel. Success means the request was accepted, not that it stopped."""

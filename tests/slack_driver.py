@@ -79,7 +79,65 @@ class SlackDriver:
                 "blocks": view.get("blocks", []),
             },
         }
-        return self.post(urlencode({"payload": json.dumps(payload)}))
+        return self.post(_interaction(payload))
+
+    def shortcut(
+        self, message: dict[str, Any], *, user: str, channel: str = "C0CHANNEL"
+    ) -> httpx.Response:
+        """ "Cancel operation" chosen on a message (a message_action, as Slack sends it)."""
+        return self.post(
+            _interaction(
+                {
+                    "type": "message_action",
+                    "callback_id": "cancel_op_from_message",
+                    "trigger_id": self.trigger_id(),
+                    "team": {"id": TEAM, "domain": "test"},
+                    "user": {"id": user, "name": user.lower()},
+                    "channel": {"id": channel, "name": "alerts"},
+                    "message": {"type": "message", "ts": "1700000000.000100", **message},
+                    "response_url": f"{self.slack_url}/response/{self._triggers}",
+                    "action_ts": "1700000001.000000",
+                    "token": "legacy",
+                }
+            )
+        )
+
+    def click(
+        self,
+        value: str,
+        *,
+        user: str,
+        action_id: str = "cancel_op",
+        channel: str = "C0CHANNEL",
+        message_ts: str = "1700000000.000100",
+        view: dict[str, Any] | None = None,
+        ephemeral: bool = False,
+    ) -> httpx.Response:
+        """A button click (block_actions) on a message, or inside a modal when `view` is set."""
+        action = {"type": "button", "action_id": action_id, "block_id": "b1", "value": value,
+                  "action_ts": "1700000002.000000"}  # fmt: skip
+        payload: dict[str, Any] = {
+            "type": "block_actions",
+            "trigger_id": self.trigger_id(),
+            "team": {"id": TEAM, "domain": "test"},
+            "user": {"id": user, "name": user.lower()},
+            "api_app_id": "A0APP",
+            "token": "legacy",
+            "actions": [action],
+            "response_url": f"{self.slack_url}/response/{self._triggers}",
+        }
+        if view is not None:
+            payload["container"] = {"type": "view", "view_id": view["id"]}
+            payload["view"] = {"id": view["id"], "type": "modal", "team_id": TEAM,
+                               "private_metadata": view.get("private_metadata", ""),
+                               "callback_id": view.get("callback_id", ""),
+                               "hash": view.get("hash", ""), "state": {"values": {}}}  # fmt: skip
+        else:
+            payload["container"] = {"type": "message", "message_ts": message_ts,
+                                    "channel_id": channel, "is_ephemeral": ephemeral}  # fmt: skip
+            payload["channel"] = {"id": channel, "name": "alerts"}
+            payload["message"] = {"type": "message", "ts": message_ts, "text": "alert"}
+        return self.post(_interaction(payload))
 
 
 def wait_for(predicate: Any, timeout: float = 10.0, what: str = "condition") -> Any:
@@ -91,3 +149,7 @@ def wait_for(predicate: Any, timeout: float = 10.0, what: str = "condition") -> 
             return value
         time.sleep(0.02)
     raise AssertionError(f"timed out waiting for {what}")
+
+
+def _interaction(payload: dict[str, Any]) -> str:
+    return urlencode({"payload": json.dumps(payload)})

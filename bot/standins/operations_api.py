@@ -11,6 +11,7 @@ import json
 import re
 import time
 from collections import deque
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from enum import Enum
 from typing import Any
@@ -18,6 +19,7 @@ from typing import Any
 from aiohttp import web
 
 _PATH = re.compile(r"/v1/(projects/[^/]+/locations/[^/]+/operations/[^/:]+)(:cancel)?")
+_LIST_PATH = re.compile(r"/v1/(projects/[^/]+/locations/[^/]+)/operations")
 _METADATA_TYPE = "type.googleapis.com/google.cloud.cloudaicompanion.v1.OperationMetadata"
 
 
@@ -147,6 +149,9 @@ class OperationsStandIn:
         started = time.monotonic()
         if self.state.latency_seconds:
             await asyncio.sleep(self.state.latency_seconds)
+        listing = _LIST_PATH.fullmatch(request.path)
+        if listing is not None and request.method == "GET":
+            return self._list_page(listing.group(1), request.query)
         match = _PATH.fullmatch(request.path)
         if match is None:
             return _error(404, "NOT_FOUND", f"no such path {request.path}")
@@ -158,6 +163,17 @@ class OperationsStandIn:
         response = self._answer(request.method, name, action)
         record.ended = time.monotonic()
         return response
+
+    def _list_page(self, parent: str, query: Mapping[str, str]) -> web.Response:
+        """ListOperations, paged by pageSize and an offset carried in pageToken."""
+        self.state.requests.append(Request("GET", parent, "list", "", time.monotonic()))
+        under = [op for name, op in self.state.operations.items() if name.startswith(parent + "/")]
+        size = int(query.get("pageSize", "50"))
+        start = int(query.get("pageToken") or 0)
+        body: dict[str, Any] = {"operations": [op.to_json() for op in under[start : start + size]]}
+        if start + size < len(under):
+            body["nextPageToken"] = str(start + size)
+        return web.json_response(body)
 
     def _answer(self, method: str, name: str, action: str) -> web.Response:
         queued = self.state.scripted.get((method, name))

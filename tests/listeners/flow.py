@@ -23,10 +23,22 @@ def open_modal(
     response = running.driver.command(text, user=user, channel=channel)
     assert response.status_code == 200
     assert response.text == ""  # acknowledged with no ephemeral text: a modal follows
-    update = wait_for(lambda: slack.state.calls_to("views.update"), what="views.update")
-    view_id = update[-1].args["view_id"]
-    view: dict[str, Any] = wait_for(lambda: slack.state.views.get(view_id), what="the view")
+    return shown_modal(slack)
+
+
+def shown_modal(slack: SlackStandIn, updates: int = 1) -> dict[str, Any]:
+    """The modal once `updates` views.update calls have filled it."""
+    update = wait_for(lambda: len(slack.state.calls_to("views.update")) >= updates
+                      and slack.state.calls_to("views.update"), what="views.update")  # fmt: skip
+    view: dict[str, Any] = slack.state.views[update[-1].args["view_id"]]
     return view
+
+
+def response_text(slack: SlackStandIn) -> str:
+    """The last ephemeral reply posted to a response_url."""
+    posted = wait_for(lambda: slack.state.responses, what="a response_url post")
+    assert posted[-1]["response_type"] == "ephemeral"
+    return str(posted[-1]["text"])
 
 
 def confirm(running: RunningBot, view: dict[str, Any], user: str) -> dict[str, Any]:

@@ -1,4 +1,4 @@
-"""`/cancel-op NAME`: check the name and the caller, then open the confirmation modal."""
+"""`/cancel-op NAME | status NAME | list PARENT | help`."""
 
 from __future__ import annotations
 
@@ -12,10 +12,11 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot import messages
 from bot.allowlist import Action
-from bot.confirm_modal import open_confirmation
+from bot.confirm_modal import confirm_if_allowed
 from bot.confirmation import ConfirmContext
-from bot.names import InvalidName
-from bot.services import services_of
+from bot.names import InvalidName, OperationName, OperationParent, parse_parent
+from bot.operations import OperationsError
+from bot.services import Services, services_of
 
 log = logging.getLogger(__name__)
 
@@ -28,33 +29,75 @@ async def cancel_op(
     context: dict[str, Any],
 ) -> None:
     services = services_of(context)
-    text = str(command.get("text", "")).strip()
-    if text.lower() in ("", "help"):
+    verb, _, rest = str(command.get("text", "")).strip().partition(" ")
+    if verb.lower() in ("", "help"):
         await ack(response_type="ephemeral", text=messages.usage_text())
         return
+    subcommand = verb.lower() if verb.lower() in ("status", "list") else ""
     try:
-        name = services.parse_name(text)
+        target: OperationName | OperationParent = (
+            parse_parent(rest, (services.settings.operations_api_url,))
+            if subcommand == "list"
+            else services.parse_name(rest if subcommand else command["text"])
+        )
     except InvalidName as exc:
         await ack(response_type="ephemeral", text=messages.invalid_name_text(exc.reason))
         return
-    user, channel = command["user_id"], command["channel_id"]
-    decision = await services.allowlist.check(Action.CANCEL, user, name, channel, services.groups)
-    if not decision.allowed:
-        await ack(response_type="ephemeral", text=messages.denied_text(decision, name))
-        await services.audit.record(
-            "denied", actor=user, operation=str(name), channel=channel, outcome="denied",
-            permission=decision.permission, step="command",
-        )  # fmt: skip
-        return
     await ack()
+    user, channel = command["user_id"], command["channel_id"]
+    if isinstance(target, OperationParent):
+        await _list(services, respond, target, user, channel)
+    elif subcommand == "status":
+        await _status(services, respond, target, user, channel)
+    else:
+        await _confirm(client, services, respond, command, target)
+
+
+async def _confirm(
+    client: AsyncWebClient,
+    services: Services,
+    respond: AsyncRespond,
+    command: dict[str, Any],
+    name: OperationName,
+) -> None:
+    confirm = ConfirmContext(str(name), command["user_id"], command["channel_id"])
     try:
-        await open_confirmation(
-            client, services, command["trigger_id"], name, ConfirmContext(str(name), user, channel)
+        decision = await confirm_if_allowed(
+            client, services, name, confirm, trigger_id=command["trigger_id"], step="command"
         )
     except SlackApiError as exc:
-        reason = exc.response.get("error", "unknown")
+        reason = str(exc.response.get("error", "unknown"))
         log.warning("confirmation modal not opened", extra={"slack_error": reason})
-        await respond(
-            response_type="ephemeral",
-            text=f":warning: Slack would not open the confirmation ({reason}). Please try again.",
-        )
+        await respond(response_type="ephemeral", text=messages.cannot_open_text(reason))
+        return
+    if not decision.allowed:
+        await respond(response_type="ephemeral", text=messages.denied_text(decision, name))
+
+
+async def _status(
+    services: Services, respond: AsyncRespond, name: OperationName, user: str, channel: str
+) -> None:
+    decision = await services.allowlist.check(Action.GET, user, name, channel, services.groups)
+    if not decision.allowed:
+        await respond(response_type="ephemeral", text=messages.denied_text(decision, name))
+        return
+    try:
+        text, blocks = messages.status_reply(name, await services.operations.get(name))
+    except OperationsError as exc:
+        text, blocks = messages.lookup_failed(f"`{name}`", exc)
+    await respond(response_type="ephemeral", text=text, blocks=blocks)
+
+
+async def _list(
+    services: Services, respond: AsyncRespond, parent: OperationParent, user: str, channel: str
+) -> None:
+    decision = await services.allowlist.check(Action.LIST, user, parent, channel, services.groups)
+    if not decision.allowed:
+        await respond(response_type="ephemeral", text=messages.denied_text(decision, parent))
+        return
+    try:
+        running, total = await services.operations.list_running(parent, messages.LIST_LIMIT)
+        text, blocks = messages.list_reply(parent, running, total)
+    except OperationsError as exc:
+        text, blocks = messages.lookup_failed(f"the operations in `{parent}`", exc)
+    await respond(response_type="ephemeral", text=text, blocks=blocks)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import httpx
 import pytest
 
 from bot.standins.operations_api import OperationsStandIn
@@ -11,6 +12,14 @@ from bot.standins.slack_api import SlackStandIn
 from tests.conftest import ONCALL, ROTATION, ROTATION_MEMBER, STRANGER, RunningBot
 from tests.listeners.flow import OP, open_modal, seed, view_text
 from tests.slack_driver import wait_for
+
+
+def reply(slack: SlackStandIn, response: httpx.Response) -> str:
+    """The ephemeral reply sent to the response_url after an empty acknowledgement."""
+    assert response.status_code == 200 and response.text == ""
+    posted = wait_for(lambda: slack.state.responses, what="a response_url post")
+    assert posted[-1]["response_type"] == "ephemeral"
+    return str(posted[-1]["text"])
 
 
 def ephemeral(response_json: dict[str, object]) -> str:
@@ -93,7 +102,7 @@ def test_someone_not_on_the_allowlist_is_refused_and_told_the_permission(
     running: RunningBot, slack: SlackStandIn, google: OperationsStandIn
 ) -> None:
     seed(google)
-    message = ephemeral(running.driver.command(OP, user=STRANGER).json())
+    message = reply(slack, running.driver.command(OP, user=STRANGER))
     assert "cloudaicompanion.operations.cancel" in message
     assert slack.state.calls_to("views.open") == []
     assert google.state.requests == []
@@ -114,7 +123,7 @@ def test_group_membership_is_cached_briefly(
 ) -> None:
     seed(google)
     open_modal(running, slack, ROTATION_MEMBER)
-    ephemeral(running.driver.command(OP, user=STRANGER).json())
+    reply(slack, running.driver.command(OP, user=STRANGER))
     assert len(slack.state.calls_to("usergroups.users.list")) == 1
 
 
@@ -122,7 +131,7 @@ def test_an_unreadable_user_group_fails_closed_and_says_so(
     running: RunningBot, slack: SlackStandIn, google: OperationsStandIn
 ) -> None:
     del slack.state.usergroups[ROTATION]
-    message = ephemeral(running.driver.command(OP, user=ROTATION_MEMBER).json())
+    message = reply(slack, running.driver.command(OP, user=ROTATION_MEMBER))
     assert "user group" in message
     assert google.state.requests == []
 
@@ -161,7 +170,7 @@ def test_resource_patterns_and_channels_limit_a_binding(
         assert view["submit"]["text"] == "Cancel operation"
     else:
         response = running.driver.command(name, user=ONCALL, channel=channel)
-        assert "cloudaicompanion.operations.cancel" in ephemeral(response.json())
+        assert "cloudaicompanion.operations.cancel" in reply(slack, response)
         assert google.state.requests == []
 
 

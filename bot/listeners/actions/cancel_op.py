@@ -1,0 +1,60 @@
+"""The Cancel button an alert pipeline (or `/cancel-op list`) puts on a message.
+
+Its value is the operation name, and it is untrusted: the same name rules and access
+checks as the slash command apply.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from slack_bolt.context.ack.async_ack import AsyncAck
+from slack_bolt.context.respond.async_respond import AsyncRespond
+from slack_sdk.errors import SlackApiError
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot import messages
+from bot.confirm_modal import confirm_if_allowed
+from bot.confirmation import ConfirmContext
+from bot.names import InvalidName
+from bot.services import services_of
+
+
+async def cancel_op(
+    ack: AsyncAck,
+    body: dict[str, Any],
+    action: dict[str, Any],
+    client: AsyncWebClient,
+    respond: AsyncRespond,
+    context: dict[str, Any],
+) -> None:
+    await ack()
+    services = services_of(context)
+    try:
+        name = services.parse_name(str(action.get("value", "")))
+    except InvalidName as exc:
+        await respond(response_type="ephemeral", replace_original=False,
+                      text=messages.invalid_name_text(exc.reason))  # fmt: skip
+        return
+    container = body.get("container") or {}
+    message = body.get("message") or {}
+    channel = str((body.get("channel") or {}).get("id") or container.get("channel_id") or "")
+    # An ephemeral message (a list reply) has no thread; an alert's thread gets the follow-ups.
+    thread_ts = (
+        ""
+        if container.get("is_ephemeral")
+        else str(message.get("thread_ts") or container.get("message_ts") or "")
+    )
+    confirm = ConfirmContext(str(name), body["user"]["id"], channel, thread_ts)
+    try:
+        decision = await confirm_if_allowed(
+            client, services, name, confirm, trigger_id=body["trigger_id"], step="button"
+        )
+    except SlackApiError as exc:
+        reason = str(exc.response.get("error", "unknown"))
+        await respond(response_type="ephemeral", replace_original=False,
+                      text=messages.cannot_open_text(reason))  # fmt: skip
+        return
+    if not decision.allowed:
+        await respond(response_type="ephemeral", replace_original=False,
+                      text=messages.denied_text(decision, name))  # fmt: skip

@@ -1,0 +1,50 @@
+"""A name chosen in the pick modal (several names in one alert): confirm that one.
+
+The button's value and the modal's metadata are untrusted: checked again here, and
+again when the confirmation is submitted.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+from slack_bolt.context.ack.async_ack import AsyncAck
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot import messages
+from bot.confirm_modal import confirm_if_allowed
+from bot.confirmation import TamperedMetadata
+from bot.names import InvalidName
+from bot.services import services_of
+
+
+async def cancel_op_pick(
+    ack: AsyncAck,
+    body: dict[str, Any],
+    action: dict[str, Any],
+    client: AsyncWebClient,
+    context: dict[str, Any],
+) -> None:
+    await ack()
+    services = services_of(context)
+    view_id = body["view"]["id"]
+    user = body["user"]["id"]
+    try:
+        picked = services.signer.load(str(body["view"].get("private_metadata", "")))
+        name = services.parse_name(str(action.get("value", "")))
+    except (TamperedMetadata, InvalidName):
+        text = ":no_entry: That choice was not offered by me. Nothing was sent to Google."
+        await client.views_update(view_id=view_id, view=messages.refusal_view(text))
+        return
+    if picked.requester != user:
+        text = ":no_entry: This dialog belongs to someone else. Nothing was sent to Google."
+        await client.views_update(view_id=view_id, view=messages.refusal_view(text))
+        return
+    confirm = replace(picked, operation=str(name))
+    decision = await confirm_if_allowed(
+        client, services, name, confirm, view_id=view_id, step="pick"
+    )
+    if not decision.allowed:
+        view = messages.refusal_view(messages.denied_text(decision, name))
+        await client.views_update(view_id=view_id, view=view)

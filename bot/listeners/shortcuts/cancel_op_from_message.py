@@ -1,0 +1,53 @@
+""" "Cancel operation" on any message: find the names in it, then confirm one."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+from slack_bolt.context.ack.async_ack import AsyncAck
+from slack_bolt.context.respond.async_respond import AsyncRespond
+from slack_sdk.errors import SlackApiError
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot import messages
+from bot.confirm_modal import confirm_if_allowed
+from bot.confirmation import ConfirmContext
+from bot.listeners.message_text import message_texts
+from bot.names import find_operation_names
+from bot.services import services_of
+
+
+async def cancel_op_from_message(
+    ack: AsyncAck,
+    shortcut: dict[str, Any],
+    client: AsyncWebClient,
+    respond: AsyncRespond,
+    context: dict[str, Any],
+) -> None:
+    await ack()
+    services = services_of(context)
+    message = shortcut.get("message") or {}
+    names = find_operation_names(message_texts(message))
+    if not names:
+        await respond(response_type="ephemeral", text=messages.no_name_found_text())
+        return
+    # Follow-ups go into the alert's thread (or the thread it already sits in).
+    thread_ts = str(message.get("thread_ts") or message.get("ts") or "")
+    confirm = ConfirmContext("", shortcut["user"]["id"], shortcut["channel"]["id"], thread_ts)
+    try:
+        if len(names) > 1:
+            view = messages.pick_view(names, services.signer.dump(confirm))
+            await client.views_open(trigger_id=shortcut["trigger_id"], view=view)
+            return
+        name = names[0]
+        decision = await confirm_if_allowed(
+            client, services, name, replace(confirm, operation=str(name)),
+            trigger_id=shortcut["trigger_id"], step="shortcut",
+        )  # fmt: skip
+    except SlackApiError as exc:
+        reason = str(exc.response.get("error", "unknown"))
+        await respond(response_type="ephemeral", text=messages.cannot_open_text(reason))
+        return
+    if not decision.allowed:
+        await respond(response_type="ephemeral", text=messages.denied_text(decision, name))

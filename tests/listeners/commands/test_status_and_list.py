@@ -1,0 +1,93 @@
+"""`/cancel-op status NAME` and `/cancel-op list PARENT`, each behind its own permission."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+
+from bot.standins.operations_api import OperationsStandIn
+from bot.standins.slack_api import SlackStandIn
+from tests.conftest import ONCALL, STRANGER, RunningBot
+from tests.listeners.flow import OP, seed
+from tests.slack_driver import wait_for
+
+READERS = f"""
+bindings:
+  - permission: cloudaicompanion.operations.get
+    members: [user:{ONCALL}]
+  - permission: cloudaicompanion.operations.list
+    members: [user:{ONCALL}]
+    resources: [projects/prod-*/locations/*/operations/*]
+"""
+
+
+@pytest.fixture
+def readers(start_bot: Callable[..., RunningBot]) -> RunningBot:
+    return start_bot(READERS)
+
+
+def reply(slack: SlackStandIn) -> dict[str, object]:
+    posted = wait_for(lambda: slack.state.responses, what="a response_url post")
+    answer: dict[str, object] = posted[-1]
+    assert answer["response_type"] == "ephemeral"
+    return answer
+
+
+def test_status_shows_the_current_state(
+    readers: RunningBot, slack: SlackStandIn, google: OperationsStandIn
+) -> None:
+    seed(google, verb="delete", done=True, error={"code": 9, "message": "not cancellable"})
+    readers.driver.command(f"status {OP}", user=ONCALL)
+    answer = reply(slack)
+    text = str(answer["text"]) + str(answer["blocks"])
+    assert OP in text and "delete" in text and "FAILED_PRECONDITION" in text
+    assert google.state.requests_for(OP, "cancel") == []
+
+
+def test_status_needs_the_get_permission(
+    readers: RunningBot, slack: SlackStandIn, google: OperationsStandIn
+) -> None:
+    seed(google)
+    readers.driver.command(f"status {OP}", user=STRANGER)
+    assert "cloudaicompanion.operations.get" in str(reply(slack)["text"])
+    assert google.state.requests == []
+
+
+def test_cancel_is_not_granted_by_get_or_list(
+    readers: RunningBot, slack: SlackStandIn, google: OperationsStandIn
+) -> None:
+    seed(google)
+    readers.driver.command(OP, user=ONCALL)
+    assert "cloudaicompanion.operations.cancel" in str(reply(slack)["text"])
+
+
+def test_list_pages_through_and_shows_a_screenful_with_cancel_buttons(
+    readers: RunningBot, slack: SlackStandIn, google: OperationsStandIn
+) -> None:
+    parent = "projects/prod-1/locations/us-central1"
+    for i in range(250):
+        seed(google, f"{parent}/operations/op-{i:03d}", done=i % 5 == 0)
+    seed(google, "projects/prod-1/locations/europe-west1/operations/elsewhere")
+    readers.driver.command(f"list {parent}", user=ONCALL)
+    answer = reply(slack)
+    assert "200 running operations" in str(answer["text"])
+    blocks = answer["blocks"]
+    assert isinstance(blocks, list)
+    buttons = [b["accessory"] for b in blocks if "accessory" in b]
+    assert [b["action_id"] for b in buttons] == ["cancel_op"] * 10
+    assert buttons[0]["value"] == f"{parent}/operations/op-001"
+    assert "190 more not shown" in str(blocks)
+    assert len(google.state.requests_for(parent, "list")) == 3  # 100 + 100 + 50
+
+
+@pytest.mark.parametrize("parent", ["projects/staging-1/locations/us", "projects/prod-1"])
+def test_list_needs_the_list_permission_on_that_parent_and_a_parent_shape(
+    readers: RunningBot, slack: SlackStandIn, google: OperationsStandIn, parent: str
+) -> None:
+    response = readers.driver.command(f"list {parent}", user=ONCALL)
+    if response.text:
+        assert "projects/PROJECT/locations/LOCATION" in response.json()["text"]
+    else:
+        assert "cloudaicompanion.operations.list" in str(reply(slack)["text"])
+    assert google.state.requests == []

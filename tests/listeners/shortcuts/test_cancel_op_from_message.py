@@ -1,0 +1,104 @@
+""" "Cancel operation" on an alert: names found wherever the alert tool put them."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from bot.standins.operations_api import OperationsStandIn
+from bot.standins.slack_api import SlackStandIn
+from tests.conftest import ONCALL, STRANGER, RunningBot
+from tests.listeners.flow import OP, confirm, response_text, seed, shown_modal, view_text
+from tests.slack_driver import wait_for
+
+ALERT_TS = "1700000000.000100"
+OTHER = "projects/prod-2/locations/europe-west1/operations/op-456"
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        {"text": f"Runaway indexing job: {OP} has run for 3 h"},
+        {"text": f"see <https://cloudaicompanion.googleapis.com/v1/{OP}|the operation>"},
+        {"text": f"operation: `{OP}`"},
+        {"text": f"```{OP}```"},
+        {"blocks": [{"type": "section", "text": {"type": "mrkdwn", "text": f"*Op*\n`{OP}`"}}]},
+        {"attachments": [{"color": "danger", "fields": [
+            {"title": "Operation", "value": f"<https://console.cloud.google.com/x|{OP}>"}]}]},
+        {"attachments": [{"blocks": [{"type": "rich_text", "elements": [
+            {"type": "rich_text_section", "elements": [{"type": "text", "text": OP}]}]}]}]},
+    ],
+)  # fmt: skip
+def test_the_name_is_found_in_text_blocks_attachments_links_and_code(
+    running: RunningBot, slack: SlackStandIn, google: OperationsStandIn, message: dict[str, Any]
+) -> None:
+    seed(google)
+    assert running.driver.shortcut(message, user=ONCALL).status_code == 200
+    view = shown_modal(slack)
+    assert f"`{OP}`" in view_text(view)
+    assert view["submit"]["text"] == "Cancel operation"
+
+
+def test_follow_ups_go_into_the_alerts_thread(
+    running: RunningBot, slack: SlackStandIn, google: OperationsStandIn
+) -> None:
+    seed(google)
+    running.driver.shortcut({"text": f"alert: {OP}"}, user=ONCALL, channel="C0ALERTS")
+    confirm(running, shown_modal(slack), ONCALL)
+    thread = wait_for(lambda: len(slack.state.messages) >= 2 and slack.state.messages)
+    assert all(m.channel == "C0ALERTS" and m.thread_ts == ALERT_TS for m in thread)
+    assert "asked to cancel" in thread[0].text and "OK" in thread[1].text
+
+
+def test_several_names_let_the_engineer_pick_one(
+    running: RunningBot, slack: SlackStandIn, google: OperationsStandIn
+) -> None:
+    seed(google)
+    seed(google, OTHER)
+    running.driver.shortcut({"text": f"two jobs: {OP} and {OTHER} (again {OP})"}, user=ONCALL)
+    opened = wait_for(lambda: slack.state.calls_to("views.open"))
+    pick = slack.state.views[next(iter(slack.state.views))]
+    buttons = [b["accessory"]["value"] for b in pick["blocks"] if "accessory" in b]
+    assert buttons == [OP, OTHER]
+    assert opened[0].args["trigger_id"]
+    running.driver.click(OTHER, user=ONCALL, action_id="cancel_op_pick", view=pick)
+    view = shown_modal(slack, updates=2)
+    assert f"`{OTHER}`" in view_text(view) and view["id"] == pick["id"]
+    confirm(running, view, ONCALL)
+    wait_for(lambda: google.state.requests_for(OTHER, "cancel"))
+    assert google.state.requests_for(OP, "cancel") == []
+
+
+def test_a_pick_with_forged_metadata_or_by_someone_else_is_refused(
+    running: RunningBot, slack: SlackStandIn, google: OperationsStandIn
+) -> None:
+    seed(google)
+    seed(google, OTHER)
+    running.driver.shortcut({"text": f"{OP} {OTHER}"}, user=ONCALL)
+    wait_for(lambda: slack.state.views)
+    pick = dict(slack.state.views[next(iter(slack.state.views))])
+    running.driver.click(OTHER, user=STRANGER, action_id="cancel_op_pick", view=pick)
+    assert "belongs to someone else" in view_text(shown_modal(slack))
+    forged = {**pick, "private_metadata": "e30.AAAA"}
+    running.driver.click(OTHER, user=ONCALL, action_id="cancel_op_pick", view=forged)
+    assert "not offered by me" in view_text(shown_modal(slack, updates=2))
+    assert all(r.action != "cancel" for r in google.state.requests)
+
+
+def test_no_name_in_the_message_is_said_plainly(running: RunningBot, slack: SlackStandIn) -> None:
+    running.driver.shortcut({"text": "disk full on db-3"}, user=ONCALL)
+    text = response_text(slack)
+    assert "found no operation name" in text
+    assert "projects/PROJECT/locations/LOCATION/operations/OPERATION" in text
+    assert slack.state.calls_to("views.open") == []
+
+
+def test_someone_not_allowed_is_refused_before_any_modal(
+    running: RunningBot, slack: SlackStandIn, google: OperationsStandIn
+) -> None:
+    seed(google)
+    running.driver.shortcut({"text": OP}, user=STRANGER)
+    assert "cloudaicompanion.operations.cancel" in response_text(slack)
+    assert slack.state.calls_to("views.open") == []
+    assert google.state.requests == []
