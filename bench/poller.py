@@ -226,7 +226,7 @@ class Bench:
             self.seed([{"name": n, "ends_in_seconds": random.uniform(20, 80)} for n in names])
             started = time.monotonic()
             if label == "cancel-op":
-                proc = spawn("--role", "worker", "95", "0", env=self.env)
+                proc = spawn("--role", "worker", "130", "0", env=self.env)
                 assert first_line(proc) == "ready"
                 redis_before = self.used_memory()
                 enqueue_watching(self.redis_url, names)

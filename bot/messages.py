@@ -33,6 +33,19 @@ def _context(text: str) -> dict[str, Any]:
     return {"type": "context", "elements": [{"type": "mrkdwn", "text": text}]}
 
 
+def _button_section(text: str, action_id: str, label: str, value: str) -> dict[str, Any]:
+    return {
+        "type": "section",
+        "text": {"type": "mrkdwn", "text": text},
+        "accessory": {
+            "type": "button",
+            "action_id": action_id,
+            "text": {"type": "plain_text", "text": label},
+            "value": value,
+        },
+    }
+
+
 def _modal(blocks: Blocks, *, submit: str = "", close: str = "Close", **extra: Any) -> View:
     view: View = {
         "type": "modal",
@@ -109,18 +122,8 @@ def list_reply(parent: OperationParent, running: list[Operation], total: int) ->
     blocks: Blocks = [_section(f"*{text}*")]
     for operation in running:
         label = " · ".join(escape(x) for x in (operation.verb, operation.target) if x)
-        blocks.append(
-            {
-                "type": "section",
-                "text": {"type": "mrkdwn", "text": f"`{escape(operation.name)}`\n{label}"},
-                "accessory": {
-                    "type": "button",
-                    "action_id": CANCEL_ACTION_ID,
-                    "text": {"type": "plain_text", "text": "Cancel…"},
-                    "value": operation.name,
-                },
-            }
-        )
+        text = f"`{escape(operation.name)}`\n{label}"
+        blocks.append(_button_section(text, CANCEL_ACTION_ID, "Cancel…", operation.name))
     if total > len(running):
         blocks.append(_context(f"{total - len(running)} more not shown."))
     return text, blocks
@@ -204,18 +207,7 @@ def pick_view(names: list[OperationName], metadata: str) -> View:
     """Several names in one alert: the engineer picks the one to cancel."""
     blocks: Blocks = [_section("This message names several operations. Which one?")]
     for name in names[:PICK_LIMIT]:
-        blocks.append(
-            {
-                "type": "section",
-                "text": {"type": "mrkdwn", "text": f"`{name}`"},
-                "accessory": {
-                    "type": "button",
-                    "action_id": PICK_ACTION_ID,
-                    "text": {"type": "plain_text", "text": "Choose"},
-                    "value": str(name),
-                },
-            }
-        )
+        blocks.append(_button_section(f"`{name}`", PICK_ACTION_ID, "Choose", str(name)))
     if len(names) > PICK_LIMIT:
         blocks.append(_context(f"{len(names) - PICK_LIMIT} more not shown; use `/cancel-op NAME`."))
     return _modal(blocks, private_metadata=metadata)

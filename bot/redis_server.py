@@ -109,15 +109,20 @@ class EmbeddedRedis:
             process.wait()
 
     def _answers(self) -> bool:
-        if not self.socket_path.exists():
-            return False
-        client = redis.Redis(unix_socket_path=str(self.socket_path), socket_timeout=1)
-        try:
-            return bool(client.ping())
-        except redis.RedisError:
-            return False
-        finally:
-            client.close()
+        return socket_answers(self.socket_path)
+
+
+def socket_answers(socket_path: Path) -> bool:
+    """True when a Redis server answers PING on this Unix socket."""
+    if not socket_path.exists():
+        return False
+    client = redis.Redis(unix_socket_path=str(socket_path), socket_timeout=1)
+    try:
+        return bool(client.ping())
+    except redis.RedisError:
+        return False
+    finally:
+        client.close()
 
 
 def _die_with_parent() -> None:

@@ -72,6 +72,7 @@ for i = 1, #due, 2 do
 end
 local next_due = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
 table.insert(result, 2, next_due[2] or -1)
+table.insert(result, 3, redis.call('ZCOUNT', KEYS[1], '-inf', now))
 return result
 """
 
@@ -160,6 +161,7 @@ class Claim:
 class ClaimBatch:
     now_ms: int
     next_due_ms: int | None  # earliest due time left after this claim, if any
+    backlog: int  # watches due and still unclaimed after this claim
     claims: list[Claim]
 
 
@@ -201,12 +203,12 @@ class WatchStore:
         raw = await self._claim(
             keys=[DUE_KEY, CLAIMS_KEY, CLAIM_SEQ_KEY, WATCHES_KEY], args=[limit, lease_ms]
         )
-        now_ms, next_due = int(raw[0]), int(float(raw[1]))
+        now_ms, next_due, backlog = int(raw[0]), int(float(raw[1])), int(raw[2])
         claims = [
             Claim(str(raw[i]), str(raw[i + 2]), int(float(raw[i + 1])), str(raw[i + 3]))
-            for i in range(2, len(raw), 4)
+            for i in range(3, len(raw), 4)
         ]
-        return ClaimBatch(now_ms, None if next_due < 0 else next_due, claims)
+        return ClaimBatch(now_ms, None if next_due < 0 else next_due, backlog, claims)
 
     async def save(self, claim: Claim, watch: Watch, delay_ms: int) -> bool:
         """Store the watch and make it due again after delay_ms; False if the claim was lost."""
@@ -247,11 +249,4 @@ class WatchStore:
         """True the first time a modal submission is seen; Slack retries get False."""
         return bool(
             await self._redis.set(submission_key(submission_id), "1", nx=True, ex=ttl_seconds)
-        )
-
-    async def counts(self) -> tuple[int, int]:
-        """(watches, watches claimed right now)."""
-        return (
-            int(await self._redis.zcard(DUE_KEY)),
-            int(await self._redis.hlen(CLAIMS_KEY)),
         )

@@ -61,8 +61,7 @@ class _Done:
 @dataclass
 class Liveness:
     last_loop: float = 0.0
-    watches: int = 0
-    in_flight: int = 0
+    backlog: int = 0
     redis_ok: bool = True
     lags_ms: list[int] = field(default_factory=list)
     polls: int = 0
@@ -143,6 +142,7 @@ class Watcher:
             return
         self._redis_state(ok=True)
         self.liveness.last_loop = time.time()
+        self.liveness.backlog = batch.backlog
         for claim in batch.claims:
             self.liveness.lags_ms.append(batch.now_ms - claim.due_ms)
             task = asyncio.create_task(self._run_claim(claim, batch.now_ms))
@@ -175,6 +175,7 @@ class Watcher:
         figures: dict[str, object] = {
             "last_loop_age_seconds": round(time.time() - self.liveness.last_loop, 3),
             "in_flight": len(self._tasks),
+            "due_unclaimed": self.liveness.backlog,
             "redis": "ok" if self.liveness.redis_ok else "unavailable",
             "claimed": len(lags),
             "lag_p50_ms": _percentile(lags, 50),

@@ -15,6 +15,7 @@ import httpx
 import pytest
 import redis
 
+from bot.redis_server import socket_answers
 from tests.conftest import BOT_TOKEN, DEFAULT_ALLOWLIST, SIGNING_SECRET
 from tests.slack_driver import wait_for
 
@@ -147,7 +148,7 @@ def test_serve_starts_its_own_redis_keeps_data_across_restarts_and_stops_it(
         client.close()
     finally:
         stderr = stop(process)
-    assert not redis_answers(sock), "the embedded Redis outlived the bot"
+    assert not socket_answers(sock), "the embedded Redis outlived the bot"
     assert BOT_TOKEN not in stderr and SIGNING_SECRET not in stderr
 
     env["PORT"] = str(free_port())
@@ -166,17 +167,7 @@ def test_the_embedded_redis_dies_with_a_killed_bot(workdir: Path) -> None:
     process = start(env)
     wait_for(lambda: healthz(env["PORT"]), timeout=30, what="/healthz")
     sock = workdir / "data" / "redis.sock"
-    assert redis_answers(sock)
+    assert socket_answers(sock)
     process.kill()
     process.wait()
-    wait_for(lambda: not redis_answers(sock), timeout=10, what="the orphaned Redis to stop")
-
-
-def redis_answers(sock: Path) -> bool:
-    client = redis.Redis(unix_socket_path=str(sock), socket_timeout=1)
-    try:
-        return bool(client.ping())
-    except redis.RedisError:
-        return False
-    finally:
-        client.close()
+    wait_for(lambda: not socket_answers(sock), timeout=10, what="the orphaned Redis to stop")

@@ -45,11 +45,10 @@ async def cancel_op(
         return
     await ack()
     user, channel = command["user_id"], command["channel_id"]
-    if isinstance(target, OperationParent):
-        await _list(services, respond, target, user, channel)
-    elif subcommand == "status":
-        await _status(services, respond, target, user, channel)
-    else:
+    if subcommand:
+        action = Action.LIST if subcommand == "list" else Action.GET
+        await _read(services, respond, action, target, user, channel)
+    elif isinstance(target, OperationName):
         await _confirm(client, services, respond, command, target)
 
 
@@ -74,30 +73,26 @@ async def _confirm(
         await respond(response_type="ephemeral", text=messages.denied_text(decision, name))
 
 
-async def _status(
-    services: Services, respond: AsyncRespond, name: OperationName, user: str, channel: str
+async def _read(
+    services: Services,
+    respond: AsyncRespond,
+    action: Action,
+    resource: OperationName | OperationParent,
+    user: str,
+    channel: str,
 ) -> None:
-    decision = await services.allowlist.check(Action.GET, user, name, channel, services.groups)
+    """`status` and `list`: check the permission, read from Google, reply to the caller."""
+    decision = await services.allowlist.check(action, user, resource, channel, services.groups)
     if not decision.allowed:
-        await respond(response_type="ephemeral", text=messages.denied_text(decision, name))
+        await respond(response_type="ephemeral", text=messages.denied_text(decision, resource))
         return
     try:
-        text, blocks = messages.status_reply(name, await services.operations.get(name))
+        if isinstance(resource, OperationParent):
+            running, total = await services.operations.list_running(resource, messages.LIST_LIMIT)
+            text, blocks = messages.list_reply(resource, running, total)
+        else:
+            text, blocks = messages.status_reply(resource, await services.operations.get(resource))
     except OperationsError as exc:
-        text, blocks = messages.lookup_failed(f"`{name}`", exc)
-    await respond(response_type="ephemeral", text=text, blocks=blocks)
-
-
-async def _list(
-    services: Services, respond: AsyncRespond, parent: OperationParent, user: str, channel: str
-) -> None:
-    decision = await services.allowlist.check(Action.LIST, user, parent, channel, services.groups)
-    if not decision.allowed:
-        await respond(response_type="ephemeral", text=messages.denied_text(decision, parent))
-        return
-    try:
-        running, total = await services.operations.list_running(parent, messages.LIST_LIMIT)
-        text, blocks = messages.list_reply(parent, running, total)
-    except OperationsError as exc:
-        text, blocks = messages.lookup_failed(f"the operations in `{parent}`", exc)
+        subject = f"the operations in `{resource}`" if action is Action.LIST else f"`{resource}`"
+        text, blocks = messages.lookup_failed(subject, exc)
     await respond(response_type="ephemeral", text=text, blocks=blocks)
