@@ -122,8 +122,8 @@ def list_reply(parent: OperationParent, running: list[Operation], total: int) ->
     blocks: Blocks = [_section(f"*{text}*")]
     for operation in running:
         label = " · ".join(escape(x) for x in (operation.verb, operation.target) if x)
-        text = f"`{escape(operation.name)}`\n{label}"
-        blocks.append(_button_section(text, CANCEL_ACTION_ID, "Cancel…", operation.name))
+        line = f"`{escape(operation.name)}`\n{label}"
+        blocks.append(_button_section(line, CANCEL_ACTION_ID, "Cancel…", operation.name))
     if total > len(running):
         blocks.append(_context(f"{total - len(running)} more not shown."))
     return text, blocks
