@@ -21,6 +21,7 @@ from bot.allowlist import Allowlist
 from bot.app import build_app, build_services, build_watcher, connect_redis, slack_client
 from bot.config import Settings
 from bot.google_auth import TokenSource
+from bot.http_transport import AiohttpTransport
 from bot.operations import MAX_IN_FLIGHT, OperationsClient
 from bot.services import Services
 
@@ -48,9 +49,7 @@ async def connected(
         aiohttp.ClientSession() as slack_session,
         httpx.AsyncClient(
             timeout=httpx.Timeout(10.0, connect=5.0),
-            limits=httpx.Limits(
-                max_connections=MAX_IN_FLIGHT, max_keepalive_connections=MAX_IN_FLIGHT
-            ),
+            transport=AiohttpTransport(max_connections=MAX_IN_FLIGHT),
         ) as http,
     ):
         try:
