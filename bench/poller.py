@@ -20,6 +20,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import logging
 import os
 import random
 import resource
@@ -66,9 +67,11 @@ def run_worker(seconds: float, warmup: float) -> None:
     from bot.app import build_watcher
     from bot.config import Settings
     from bot.google_auth import AnonymousTokens
+    from bot.logs import configure_logging
     from bot.server import connected
 
     settings = Settings.from_env(os.environ, needs_slack_requests=False)
+    configure_logging(logging.WARNING)
 
     async def main() -> dict[str, Any]:
         async with connected(settings, os.environ["REDIS_URL"], AnonymousTokens()) as clients:

@@ -31,17 +31,26 @@ from bot.slack_posts import OncePoster
 from bot.watch_store import WatchStore
 from bot.watcher import Watcher
 
+# Connections to Redis per process. Hundreds of watch steps share them: a step waits
+# for a free one (up to REDIS_POOL_WAIT_SECONDS) rather than failing its save, which
+# would leave its watch idle for a whole lease (seen in bench/poller.py).
+REDIS_CONNECTIONS = 32
+REDIS_POOL_WAIT_SECONDS = 10.0
+
 
 def connect_redis(url: str) -> redis.Redis:
-    # A short reconnect loop rides out a Redis restart without failing the request at hand.
-    return redis.Redis.from_url(
+    pool = redis.BlockingConnectionPool.from_url(
         url,
+        max_connections=REDIS_CONNECTIONS,
+        timeout=REDIS_POOL_WAIT_SECONDS,
         decode_responses=True,
         socket_timeout=2.0,
         socket_connect_timeout=2.0,
+        # A short reconnect loop rides out a Redis restart without failing the call at hand.
         retry=Retry(ExponentialBackoff(cap=0.5, base=0.05), retries=3),
         retry_on_error=[redis.ConnectionError, redis.TimeoutError],
     )
+    return redis.Redis.from_pool(pool)
 
 
 def slack_client(settings: Settings, session: aiohttp.ClientSession) -> AsyncWebClient:
