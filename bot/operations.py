@@ -54,7 +54,6 @@ class Operation:
     name: str
     done: bool
     error: OperationError | None
-    has_response: bool
     verb: str
     target: str
     create_time: str
@@ -80,7 +79,6 @@ class Operation:
             name=_text(data.get("name")),
             done=data.get("done") is True,
             error=error,
-            has_response="response" in data,
             verb=_text(meta.get("verb")),
             target=_text(meta.get("target")),
             create_time=_text(meta.get("createTime")),

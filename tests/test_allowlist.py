@@ -132,3 +132,9 @@ def test_mistakes_name_the_file_line_and_reason(
 def test_a_missing_file_is_named(tmp_path: Path) -> None:
     with pytest.raises(AllowlistError, match="no such file"):
         load_allowlist(tmp_path / "missing.yaml", "cloudaicompanion")
+
+
+def test_the_example_allowlist_in_the_repository_loads() -> None:
+    path = Path(__file__).resolve().parent.parent / "allowlist.example.yaml"
+    policy = load_allowlist(path, "cloudaicompanion")
+    assert [b.permission.rsplit(".", 1)[1] for b in policy.bindings] == ["cancel", "get", "list"]

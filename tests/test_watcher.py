@@ -192,3 +192,19 @@ def test_redis_restarting_mid_watch_loses_nothing(
     final = thread_of(slack, 3)[2]
     assert "CANCELLED" in final.text
     assert len(google.state.requests_for(OP, "cancel")) == 1
+
+
+def test_an_operation_google_keeps_failing_to_read_is_reported_once_and_dropped(
+    fast_bot: RunningBot, slack: SlackStandIn, google: OperationsStandIn
+) -> None:
+    seed(google, polls_until_done=10**6)
+    view = open_modal(fast_bot, slack, ONCALL)
+    for _ in range(bot.watcher.MAX_POLL_ERRORS):
+        google.state.script("GET", OP, 404, "NOT_FOUND", "gone")
+    confirm(fast_bot, view, ONCALL)
+    final = thread_of(slack, 3)[2]
+    assert "lost track" in final.text and "NOT_FOUND" in rendered(final)
+    wait_for(lambda: fast_bot.bot.services.watcher.snapshot()["in_flight"] == 0)
+    polls = len(google.state.requests_for(OP))
+    assert polls == 1 + bot.watcher.MAX_POLL_ERRORS  # the modal's read, then the failures
+    assert len(slack.state.messages) == 3
