@@ -129,6 +129,21 @@ def list_reply(parent: OperationParent, running: list[Operation], total: int) ->
     return text, blocks
 
 
+def forged_text(what: str) -> str:
+    """A crafted or altered modal: `what` is "confirmation" or "choice"."""
+    return (
+        f":no_entry: This {what} was not issued by me, or was changed. Nothing was sent to "
+        "Google. Start again with `/cancel-op`."
+    )
+
+
+def not_yours_text(what: str) -> str:
+    return (
+        f":no_entry: This {what} belongs to someone else. Nothing was sent to Google. "
+        "Start your own with `/cancel-op`."
+    )
+
+
 def unavailable_text() -> str:
     return (
         ":hourglass: I can't work right now: my state store (Redis) is not answering. "

@@ -34,12 +34,12 @@ async def cancel_op_pick(
         picked = services.signer.load(str(body["view"].get("private_metadata", "")))
         name = services.parse_name(str(action.get("value", "")))
     except (TamperedMetadata, InvalidName):
-        text = ":no_entry: That choice was not offered by me. Nothing was sent to Google."
-        await client.views_update(view_id=view_id, view=messages.refusal_view(text))
+        view = messages.refusal_view(messages.forged_text("choice"))
+        await client.views_update(view_id=view_id, view=view)
         return
     if picked.requester != user:
-        text = ":no_entry: This dialog belongs to someone else. Nothing was sent to Google."
-        await client.views_update(view_id=view_id, view=messages.refusal_view(text))
+        view = messages.refusal_view(messages.not_yours_text("choice"))
+        await client.views_update(view_id=view_id, view=view)
         return
     confirm = replace(picked, operation=str(name))
     decision = await confirm_if_allowed(

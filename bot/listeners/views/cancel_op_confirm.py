@@ -25,13 +25,11 @@ async def cancel_op_confirm(
         name = services.parse_name(confirm.operation)
     except (TamperedMetadata, InvalidName):
         await _refuse(ack, services, user, "", "", "tampered_metadata",
-                      ":no_entry: This confirmation was not issued by me, or was changed. "
-                      "Nothing was sent to Google. Start again with `/cancel-op`.")  # fmt: skip
+                      messages.forged_text("confirmation"))  # fmt: skip
         return
     if confirm.requester != user:
         await _refuse(ack, services, user, str(name), confirm.channel, "wrong_user",
-                      ":no_entry: This confirmation belongs to someone else. Nothing was sent "
-                      "to Google. Start your own with `/cancel-op`.")  # fmt: skip
+                      messages.not_yours_text("confirmation"))  # fmt: skip
         return
     decision = await services.allowlist.check(
         Action.CANCEL, user, name, confirm.channel, services.groups

@@ -82,7 +82,7 @@ def test_a_pick_with_forged_metadata_or_by_someone_else_is_refused(
     assert "belongs to someone else" in view_text(shown_modal(slack))
     forged = {**pick, "private_metadata": "e30.AAAA"}
     running.driver.click(OTHER, user=ONCALL, action_id="cancel_op_pick", view=forged)
-    assert "not offered by me" in view_text(shown_modal(slack, updates=2))
+    assert "not issued by me" in view_text(shown_modal(slack, updates=2))
     assert all(r.action != "cancel" for r in google.state.requests)
 
 
