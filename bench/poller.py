@@ -117,9 +117,9 @@ def run_api_core(base_url: str, names: list[str]) -> None:
     print("ready", flush=True)
 
     def watch(name: str) -> None:
-        future = operation.from_http_json(  # type: ignore[no-untyped-call]
-            {"name": name}, api_request, empty_pb2.Empty
-        )
+        # Typed loosely: google-api-core may be installed without type information.
+        from_http_json: Any = operation.from_http_json
+        future = from_http_json({"name": name}, api_request, empty_pb2.Empty)
         # A cancelled operation ends in an exception; that is its end too.
         with contextlib.suppress(Exception):
             future.result()
