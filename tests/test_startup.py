@@ -16,6 +16,8 @@ import pytest
 import redis
 
 from bot.redis_server import socket_answers
+from bot.standins.runner import BackgroundServer
+from bot.standins.slack_api import SlackStandIn
 from tests.conftest import BOT_TOKEN, DEFAULT_ALLOWLIST, SIGNING_SECRET
 from tests.slack_driver import wait_for
 
@@ -171,3 +173,32 @@ def test_the_embedded_redis_dies_with_a_killed_bot(workdir: Path) -> None:
     process.kill()
     process.wait()
     wait_for(lambda: not socket_answers(sock), timeout=10, what="the orphaned Redis to stop")
+
+
+def test_socket_mode_answers_commands_over_the_websocket(
+    workdir: Path,
+    slack: SlackStandIn,
+    slack_server: tuple[SlackStandIn, BackgroundServer],
+    redis_url: str,
+) -> None:
+    env = base_env(workdir, SLACK_APP_TOKEN="xapp-1-test-app-token", SLACK_SIGNING_SECRET="",
+                   SLACK_API_URL=f"{slack_server[1].url}/api/", REDIS_URL=redis_url)  # fmt: skip
+    process = start(env)
+    try:
+        wait_for(lambda: slack.state.calls_to("apps.connections.open"), timeout=30,
+                 what="the Socket Mode connection")  # fmt: skip
+        command = {"command": "/cancel-op", "text": "help", "user_id": "U0ONCALL",
+                   "channel_id": "C0CHANNEL", "team_id": "T0000TEST", "trigger_id": "1.t",
+                   "response_url": f"{slack_server[1].url}/response/1"}  # fmt: skip
+        envelope = {"envelope_id": "env-1", "type": "slash_commands", "payload": command,
+                    "accepts_response_payload": True}  # fmt: skip
+        slack.state.socket_outbox.append(envelope)
+
+        def acks() -> list[dict[str, object]]:
+            return [m for m in slack.state.socket_received if m.get("envelope_id") == "env-1"]
+
+        wait_for(acks, timeout=20, what="the ack")
+        # The usage text comes back in the acknowledgement itself, over the websocket.
+        assert "/cancel-op projects/PROJECT/locations/LOCATION" in str(acks()[0]["payload"])
+    finally:
+        stop(process)

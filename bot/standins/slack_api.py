@@ -6,6 +6,7 @@ Point the bot's SLACK_API_URL at `{url}/api/`. Answers can be scripted per metho
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import json
 import time
@@ -14,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl
 
-from aiohttp import web
+from aiohttp import WSMsgType, web
 
 
 @dataclass
@@ -38,6 +39,9 @@ class SlackState:
     messages: list[Message] = field(default_factory=list)
     views: dict[str, dict[str, Any]] = field(default_factory=dict)
     responses: list[dict[str, Any]] = field(default_factory=list)  # posts to response_url
+    # Socket Mode: envelopes to send to a connected app, and what it sent back
+    socket_outbox: deque[dict[str, Any]] = field(default_factory=deque)
+    socket_received: list[dict[str, Any]] = field(default_factory=list)
     usergroups: dict[str, list[str]] = field(default_factory=dict)
     # channel -> Slack error that chat.postMessage answers there (e.g. "not_in_channel")
     closed_channels: dict[str, str] = field(default_factory=dict)
@@ -71,7 +75,29 @@ class SlackStandIn:
         app.router.add_post("/api/{method}", self._api)
         app.router.add_get("/api/{method}", self._api)
         app.router.add_post("/response/{id}", self._response_url)
+        app.router.add_get("/socket", self._socket)
         return app
+
+    async def _socket(self, request: web.Request) -> web.WebSocketResponse:
+        """Socket Mode's websocket: hello, then queued envelopes; replies are recorded."""
+        socket = web.WebSocketResponse()
+        await socket.prepare(request)
+        await socket.send_json({"type": "hello", "num_connections": 1})
+
+        async def send_queued() -> None:
+            while not socket.closed:
+                while self.state.socket_outbox:
+                    await socket.send_json(self.state.socket_outbox.popleft())
+                await asyncio.sleep(0.02)
+
+        sender = asyncio.create_task(send_queued())
+        try:
+            async for message in socket:
+                if message.type == WSMsgType.TEXT:
+                    self.state.socket_received.append(json.loads(message.data))
+        finally:
+            sender.cancel()
+        return socket
 
     async def _response_url(self, request: web.Request) -> web.Response:
         self.state.responses.append(await request.json())
@@ -87,6 +113,8 @@ class SlackStandIn:
             else:
                 args.update(parse_qsl(raw.decode()))
         status, body, headers = self._answer(method, args)
+        if method == "apps.connections.open":
+            body = {"ok": True, "url": f"ws://{request.host}/socket"}
         # Recorded once answered, so a test that sees the call also sees its effect.
         self.state.calls.append(Call(method, args))
         return web.json_response(body, status=status, headers=headers)
