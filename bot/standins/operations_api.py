@@ -146,28 +146,34 @@ class OperationsStandIn:
         )
 
     async def _operation(self, request: web.Request) -> web.Response:
-        started = time.monotonic()
-        if self.state.latency_seconds:
-            await asyncio.sleep(self.state.latency_seconds)
+        # Recorded on arrival, in the state of the test that sent it, before any latency.
+        state = self.state
         listing = _LIST_PATH.fullmatch(request.path)
         if listing is not None and request.method == "GET":
-            return self._list_page(listing.group(1), request.query)
+            state.requests.append(Request("GET", listing.group(1), "list", "", time.monotonic()))
+            await self._lag(state)
+            return self._list_page(state, listing.group(1), request.query)
         match = _PATH.fullmatch(request.path)
         if match is None:
             return _error(404, "NOT_FOUND", f"no such path {request.path}")
         name, action = match.group(1), (match.group(2) or "").lstrip(":")
-        record = Request(
-            request.method, name, action, request.headers.get("Authorization", ""), started
-        )
-        self.state.requests.append(record)
-        response = self._answer(request.method, name, action)
+        record = Request(request.method, name, action, request.headers.get("Authorization", ""),
+                         time.monotonic())  # fmt: skip
+        state.requests.append(record)
+        await self._lag(state)
+        response = self._answer(state, request.method, name, action)
         record.ended = time.monotonic()
         return response
 
-    def _list_page(self, parent: str, query: Mapping[str, str]) -> web.Response:
+    @staticmethod
+    async def _lag(state: OperationsState) -> None:
+        if state.latency_seconds:
+            await asyncio.sleep(state.latency_seconds)
+
+    @staticmethod
+    def _list_page(state: OperationsState, parent: str, query: Mapping[str, str]) -> web.Response:
         """ListOperations, paged by pageSize and an offset carried in pageToken."""
-        self.state.requests.append(Request("GET", parent, "list", "", time.monotonic()))
-        under = [op for name, op in self.state.operations.items() if name.startswith(parent + "/")]
+        under = [op for name, op in state.operations.items() if name.startswith(parent + "/")]
         size = int(query.get("pageSize", "50"))
         start = int(query.get("pageToken") or 0)
         body: dict[str, Any] = {"operations": [op.to_json() for op in under[start : start + size]]}
@@ -175,12 +181,13 @@ class OperationsStandIn:
             body["nextPageToken"] = str(start + size)
         return web.json_response(body)
 
-    def _answer(self, method: str, name: str, action: str) -> web.Response:
-        queued = self.state.scripted.get((method, name))
+    @staticmethod
+    def _answer(state: OperationsState, method: str, name: str, action: str) -> web.Response:
+        queued = state.scripted.get((method, name))
         if queued:
             status, rpc_status, message = queued.popleft()
             return _error(status, rpc_status, message)
-        operation = self.state.operations.get(name)
+        operation = state.operations.get(name)
         if operation is None:
             return _error(404, "NOT_FOUND", f"Operation {name} not found.")
         if method == "GET" and not action:
