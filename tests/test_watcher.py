@@ -111,9 +111,9 @@ def test_one_status_message_is_kept_up_to_date(
     operation.polls_until_done = 0
     final = thread_of(slack, 4)[3]
     assert "CANCELLED" in final.text
-    # Still one status message, now saying how it ended; no stream of replies.
+    # Still one status message, edited (just after the final post) to say how it ended.
+    wait_for(lambda: "has ended: CANCELLED" in status.text, what="the status message's end")
     assert len(slack.state.messages) == 4
-    assert "has ended: CANCELLED" in status.text
     updates = slack.state.calls_to("chat.update")
     assert len(updates) == 2  # one for the new status, one for the end
 
