@@ -198,6 +198,7 @@ def test_decisions_are_appended_to_the_audit_stream(
 ) -> None:
     seed(google)
     running.driver.command(OP, user=STRANGER)
+    wait_for(lambda: slack.state.responses, what="the refusal, sent after its audit entry")
     confirm(running, open_modal(running, slack, ONCALL), ONCALL)
     wait_for(lambda: len(slack.state.messages) >= 2)
     store = redis.Redis.from_url(redis_url, decode_responses=True)
