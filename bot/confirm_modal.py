@@ -18,6 +18,7 @@ from bot.confirmation import ConfirmContext
 from bot.names import OperationName
 from bot.operations import OperationsError
 from bot.services import Services
+from bot.slack_posts import slack_error
 
 log = logging.getLogger(__name__)
 
@@ -61,5 +62,5 @@ async def confirm_if_allowed(
         await client.views_update(view_id=view["id"], hash=view["hash"], view=content)
     except SlackApiError as exc:
         # The user closed the modal, or it changed meanwhile: nothing left to show it in.
-        log.info("confirmation modal not updated", extra={"slack_error": exc.response.get("error")})
+        log.info("confirmation modal not updated", extra={"slack_error": slack_error(exc)})
     return decision

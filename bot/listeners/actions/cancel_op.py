@@ -18,6 +18,7 @@ from bot.confirm_modal import confirm_if_allowed
 from bot.confirmation import ConfirmContext
 from bot.names import InvalidName
 from bot.services import services_of
+from bot.slack_posts import slack_error
 
 
 async def cancel_op(
@@ -51,7 +52,7 @@ async def cancel_op(
             client, services, name, confirm, trigger_id=body["trigger_id"], step="button"
         )
     except SlackApiError as exc:
-        reason = str(exc.response.get("error", "unknown"))
+        reason = slack_error(exc)
         await respond(response_type="ephemeral", replace_original=False,
                       text=messages.cannot_open_text(reason))  # fmt: skip
         return

@@ -17,6 +17,7 @@ from bot.confirmation import ConfirmContext
 from bot.names import InvalidName, OperationName, OperationParent, parse_parent
 from bot.operations import OperationsError
 from bot.services import Services, services_of
+from bot.slack_posts import slack_error
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +66,7 @@ async def _confirm(
             client, services, name, confirm, trigger_id=command["trigger_id"], step="command"
         )
     except SlackApiError as exc:
-        reason = str(exc.response.get("error", "unknown"))
+        reason = slack_error(exc)
         log.warning("confirmation modal not opened", extra={"slack_error": reason})
         await respond(response_type="ephemeral", text=messages.cannot_open_text(reason))
         return

@@ -16,6 +16,7 @@ from bot.confirmation import ConfirmContext
 from bot.listeners.message_text import message_texts
 from bot.names import find_operation_names
 from bot.services import services_of
+from bot.slack_posts import slack_error
 
 
 async def cancel_op_from_message(
@@ -46,7 +47,7 @@ async def cancel_op_from_message(
             trigger_id=shortcut["trigger_id"], step="shortcut",
         )  # fmt: skip
     except SlackApiError as exc:
-        reason = str(exc.response.get("error", "unknown"))
+        reason = slack_error(exc)
         await respond(response_type="ephemeral", text=messages.cannot_open_text(reason))
         return
     if not decision.allowed:
