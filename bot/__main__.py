@@ -1,4 +1,5 @@
-"""Command line: `python -m bot [serve]` runs the app; `python -m bot worker` runs the poller."""
+"""Command line: `python -m bot [serve]` runs the app; `python -m bot worker` runs the poller;
+`python -m bot sandbox` runs it all locally against stand-ins, with a page playing Slack."""
 
 from __future__ import annotations
 
@@ -20,11 +21,21 @@ log = logging.getLogger("cancel_op")
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bot", description=__doc__)
-    parser.add_argument("command", nargs="?", default="serve", choices=("serve", "worker"))
+    parser.add_argument(
+        "command", nargs="?", default="serve", choices=("serve", "worker", "sandbox")
+    )
+    parser.add_argument(
+        "--port", type=int, default=8000, help="sandbox only: the page's port on 127.0.0.1"
+    )
     args = parser.parse_args(argv)
     configure_logging()
     embedded: EmbeddedRedis | None = None
     try:
+        if args.command == "sandbox":
+            from bot.sandbox.run import run_sandbox
+
+            run_sandbox(args.port)
+            return 0
         settings = Settings.from_env(os.environ, needs_slack_requests=args.command == "serve")
         allowlist = _load_allowlist(settings)
         redis_url = settings.redis_url

@@ -114,7 +114,12 @@ def stop_on_signals() -> asyncio.Event:
 
 
 async def serve(
-    settings: Settings, redis_url: str, allowlist: Allowlist, tokens: TokenSource
+    settings: Settings,
+    redis_url: str,
+    allowlist: Allowlist,
+    tokens: TokenSource,
+    *,
+    host: str = "0.0.0.0",
 ) -> None:
     async with running_bot(settings, redis_url, allowlist, tokens) as bot:
         stop = stop_on_signals()
@@ -130,7 +135,7 @@ async def serve(
         else:
             runner = web.AppRunner(web_app(bot), access_log=None)
             await runner.setup()
-            await web.TCPSite(runner, "0.0.0.0", settings.port).start()
+            await web.TCPSite(runner, host, settings.port).start()
             log.info("serving HTTP", extra={"port": settings.port, "path": EVENTS_PATH})
             await stop.wait()
             await runner.cleanup()

@@ -121,22 +121,29 @@ class OperationsStandIn:
 
     async def _list(self, request: web.Request) -> web.Response:
         """The emulated operations and what was asked of them (benchmarks, the sandbox)."""
-        return web.json_response([asdict(op) for op in self.state.operations.values()],
-                                 dumps=_dumps)  # fmt: skip
+        listed = [{**asdict(op), "behaviour": op.behaviour.value}
+                  for op in self.state.operations.values()]  # fmt: skip
+        return web.json_response(listed, dumps=_dumps)
 
     async def _seed(self, request: web.Request) -> web.Response:
-        """Add operations: [{name, behaviour?, ends_in_seconds?, polls_until_done?}]."""
+        """Add operations: [{name, behaviour?, ends_in_seconds?, polls_until_done?, done?,
+        verb?, target?, status_message?}]; `done` ones have already finished."""
         now = time.monotonic()
         for item in await request.json():
             ends_in = item.get("ends_in_seconds")
-            self.state.add(
+            operation = self.state.add(
                 FakeOperation(
                     item["name"],
                     Behaviour(item.get("behaviour", "cancels")),
+                    verb=str(item.get("verb", "create")),
+                    target=str(item.get("target", "")),
+                    status_message=str(item.get("status_message", "")),
                     polls_until_done=int(item.get("polls_until_done", 0)),
                     ends_at=None if ends_in is None else now + float(ends_in),
                 )
             )
+            if item.get("done"):
+                _finish(operation)
         return web.json_response({"operations": len(self.state.operations)})
 
     async def _token(self, request: web.Request) -> web.Response:
@@ -226,6 +233,11 @@ def _settle_if_due(operation: FakeOperation) -> None:
     elif operation.polls_until_done > 0:
         operation.polls_until_done -= 1
         return
+    _finish(operation)
+
+
+def _finish(operation: FakeOperation) -> None:
+    """The final state the behaviour leads to."""
     operation.done = True
     operation.end_time = "2026-11-24T03:20:00Z"
     if operation.behaviour is Behaviour.COMPLETES:

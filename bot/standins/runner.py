@@ -16,12 +16,12 @@ T = TypeVar("T")
 
 
 class BackgroundServer:
-    def __init__(self, make_app: Callable[[], Awaitable[web.Application]]) -> None:
+    def __init__(self, make_app: Callable[[], Awaitable[web.Application]], port: int = 0) -> None:
         self._make_app = make_app
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
         self._runner: web.AppRunner | None = None
-        self.port = 0
+        self.port = port
 
     @property
     def url(self) -> str:

@@ -1,7 +1,9 @@
 """A stand-in for the Slack Web API over real HTTP: records calls, answers like Slack.
 
 Point the bot's SLACK_API_URL at `{url}/api/`. Answers can be scripted per method
-(errors, HTTP 429 with Retry-After, 5xx) and per channel (`not_in_channel`).
+(errors, HTTP 429 with Retry-After, 5xx) and per channel (`not_in_channel`). It keeps what
+a Slack client shows: messages and threads, each user's ephemeral messages and modals,
+so that `slack_client.SlackClientApi` can serve them to the sandbox page.
 """
 
 from __future__ import annotations
@@ -24,6 +26,12 @@ class Call:
     args: dict[str, Any]
 
 
+BOT_USER = "U0BOT"
+# Methods whose effect a person sees; each one moves SlackState.version on.
+_VISIBLE = {"chat.postMessage", "chat.update", "chat.postEphemeral", "views.open",
+            "views.update", "views.push"}  # fmt: skip
+
+
 @dataclass
 class Message:
     channel: str
@@ -31,6 +39,29 @@ class Message:
     text: str
     blocks: list[dict[str, Any]]
     thread_ts: str
+    author: str = BOT_USER
+
+
+@dataclass
+class Ephemeral:
+    """Seen only by `user`: chat.postEphemeral, a response_url reply, an ack's text."""
+
+    channel: str
+    user: str
+    ts: str
+    text: str
+    blocks: list[dict[str, Any]]
+    thread_ts: str = ""
+    author: str = BOT_USER
+
+
+@dataclass
+class Origin:
+    """Who a trigger_id or response_url was issued to, and where."""
+
+    user: str
+    channel: str = ""
+    thread_ts: str = ""
 
 
 @dataclass
@@ -39,6 +70,13 @@ class SlackState:
     messages: list[Message] = field(default_factory=list)
     views: dict[str, dict[str, Any]] = field(default_factory=dict)
     responses: list[dict[str, Any]] = field(default_factory=list)  # posts to response_url
+    ephemerals: list[Ephemeral] = field(default_factory=list)
+    # Issued by SlackClientApi; ids the tests make up are simply not found here.
+    triggers: dict[str, Origin] = field(default_factory=dict)
+    response_urls: dict[str, Origin] = field(default_factory=dict)
+    modal_stacks: dict[str, list[str]] = field(default_factory=dict)  # user -> open view ids
+    authors: dict[str, str] = field(default_factory=dict)  # token -> user posting with it
+    version: int = 0
     # Socket Mode: envelopes to send to a connected app, and what it sent back
     socket_outbox: deque[dict[str, Any]] = field(default_factory=deque)
     socket_received: list[dict[str, Any]] = field(default_factory=list)
@@ -60,6 +98,18 @@ class SlackState:
 
     def thread(self, channel: str, ts: str) -> list[Message]:
         return [m for m in self.messages if m.channel == channel and ts in (m.ts, m.thread_ts)]
+
+    def changed(self) -> None:
+        self.version += 1
+
+    def post(self, message: Message) -> Message:
+        self.messages.append(message)
+        self.changed()
+        return message
+
+    def post_ephemeral(self, ephemeral: Ephemeral) -> None:
+        self.ephemerals.append(ephemeral)
+        self.changed()
 
 
 class SlackStandIn:
@@ -100,8 +150,22 @@ class SlackStandIn:
         return socket
 
     async def _response_url(self, request: web.Request) -> web.Response:
-        self.state.responses.append(await request.json())
+        body = await request.json()
+        self.state.responses.append(body)
+        origin = self.state.response_urls.get(request.match_info["id"])
+        if origin is not None:
+            self.show_reply(origin, body)
         return web.Response(text="ok")
+
+    def show_reply(self, origin: Origin, body: dict[str, Any]) -> None:
+        """A reply to a person, as Slack shows it: ephemeral unless it says in_channel."""
+        text, blocks = str(body.get("text", "")), list(body.get("blocks") or [])
+        if body.get("response_type") == "in_channel":
+            self.state.post(Message(origin.channel, self.next_ts(), text, blocks,
+                                    origin.thread_ts))  # fmt: skip
+        else:
+            self.state.post_ephemeral(Ephemeral(origin.channel, origin.user, self.next_ts(),
+                                                text, blocks, origin.thread_ts))  # fmt: skip
 
     async def _api(self, request: web.Request) -> web.Response:
         method = request.match_info["method"]
@@ -115,6 +179,11 @@ class SlackStandIn:
         status, body, headers = self._answer(method, args)
         if method == "apps.connections.open":
             body = {"ok": True, "url": f"ws://{request.host}/socket"}
+        if method == "chat.postMessage" and body.get("ok"):
+            token = request.headers.get("Authorization", "").removeprefix("Bearer ")
+            self.state.messages[-1].author = self.state.authors.get(token, BOT_USER)
+        if method in _VISIBLE and body.get("ok"):
+            self.state.changed()
         # Recorded once answered, so a test that sees the call also sees its effect.
         self.state.calls.append(Call(method, args))
         return web.json_response(body, status=status, headers=headers)
@@ -130,7 +199,7 @@ class SlackStandIn:
             return 200, {"ok": False, "error": "unknown_method"}, {}
         return 200, handler(args), {}
 
-    def _next_ts(self) -> str:
+    def next_ts(self) -> str:
         return f"{time.time():.0f}.{next(self._ids):06d}"
 
     def _auth_test(self, args: dict[str, Any]) -> dict[str, Any]:
@@ -142,14 +211,11 @@ class SlackStandIn:
             return {"ok": False, "error": self.state.closed_channels[channel]}
         if channel.startswith("U"):
             channel = "D" + channel[1:]  # a user ID posts to the app's DM with that user
-        blocks = args.get("blocks") or []
-        if isinstance(blocks, str):
-            blocks = json.loads(blocks)
         message = Message(
             channel,
-            self._next_ts(),
+            self.next_ts(),
             str(args.get("text", "")),
-            blocks,
+            _blocks(args),
             str(args.get("thread_ts") or ""),
         )
         self.state.messages.append(message)
@@ -159,12 +225,16 @@ class SlackStandIn:
         for message in self.state.messages:
             if message.channel == args.get("channel") and message.ts == args.get("ts"):
                 message.text = str(args.get("text", ""))
-                message.blocks = args.get("blocks") or []
+                message.blocks = _blocks(args)
                 return {"ok": True, "channel": message.channel, "ts": message.ts}
         return {"ok": False, "error": "message_not_found"}
 
     def _chat_postEphemeral(self, args: dict[str, Any]) -> dict[str, Any]:
-        return {"ok": True, "message_ts": self._next_ts()}
+        ephemeral = Ephemeral(str(args.get("channel", "")), str(args.get("user", "")),
+                              self.next_ts(), str(args.get("text", "")), _blocks(args),
+                              str(args.get("thread_ts") or ""))  # fmt: skip
+        self.state.ephemerals.append(ephemeral)
+        return {"ok": True, "message_ts": ephemeral.ts}
 
     def _chat_getPermalink(self, args: dict[str, Any]) -> dict[str, Any]:
         ts = str(args.get("message_ts", "")).replace(".", "")
@@ -177,7 +247,10 @@ class SlackStandIn:
         if not args.get("trigger_id"):
             return {"ok": False, "error": "invalid_trigger_id"}
         view_id = f"V{next(self._ids):08d}"
-        return {"ok": True, "view": self._store_view(view_id, args.get("view"))}
+        origin = self.state.triggers.pop(str(args["trigger_id"]), None)
+        if origin is not None:  # a modal replaces whatever that person had open
+            self.state.modal_stacks[origin.user] = [view_id]
+        return {"ok": True, "view": self.store_view(view_id, args.get("view"))}
 
     def _views_update(self, args: dict[str, Any]) -> dict[str, Any]:
         view_id = str(args.get("view_id", ""))
@@ -186,9 +259,9 @@ class SlackStandIn:
             return {"ok": False, "error": "not_found"}
         if args.get("hash") and args["hash"] != current["hash"]:
             return {"ok": False, "error": "hash_conflict"}
-        return {"ok": True, "view": self._store_view(view_id, args.get("view"))}
+        return {"ok": True, "view": self.store_view(view_id, args.get("view"))}
 
-    def _store_view(self, view_id: str, view: Any) -> dict[str, Any]:
+    def store_view(self, view_id: str, view: Any) -> dict[str, Any]:
         content = json.loads(view) if isinstance(view, str) else dict(view or {})
         stored = {**content, "id": view_id, "hash": f"h{next(self._ids)}"}
         self.state.views[view_id] = stored
@@ -199,3 +272,9 @@ class SlackStandIn:
         if group not in self.state.usergroups:
             return {"ok": False, "error": "no_such_subteam"}
         return {"ok": True, "users": self.state.usergroups[group]}
+
+
+def _blocks(args: dict[str, Any]) -> list[dict[str, Any]]:
+    """Block Kit arrives as a JSON string in form posts and as a list in JSON posts."""
+    blocks = args.get("blocks") or []
+    return list(json.loads(blocks) if isinstance(blocks, str) else blocks)

@@ -1,0 +1,164 @@
+"""The sandbox's world: its people, channel, user group, allowlist, operations and alerts.
+
+Fixed, so that a newcomer, the browser tests and the README's screenshots all meet the
+same on-call engineer, the same alert and the same operations.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from bot.listeners.shortcuts import SHORTCUT_CALLBACK_ID
+from bot.messages import CANCEL_ACTION_ID
+from bot.standins.operations_api import Behaviour
+from bot.standins.slack_api import BOT_USER
+
+CHANNEL = "C0ALERTS"
+CHANNEL_NAME = "prod-alerts"
+ONCALL = "U0ADA"
+ROTATION_MEMBER = "U0GRACE"
+NOT_ALLOWED = "U0SAM"
+ALERTS_BOT = "U0ALERTS"
+ROTATION = "S0ONCALL"
+ROTATION_HANDLE = "platform-oncall"
+ALERTS_TOKEN = "xoxb-sandbox-alert-pipeline"
+
+USERS: dict[str, str] = {
+    ONCALL: "Ada (on-call, in the allowlist)",
+    ROTATION_MEMBER: f"Grace (member of @{ROTATION_HANDLE})",
+    NOT_ALLOWED: "Sam (not in the allowlist)",
+}
+# Everyone the page can name in a message: the people above, the bot, the alert pipeline.
+DIRECTORY: dict[str, str] = {
+    ONCALL: "Ada",
+    ROTATION_MEMBER: "Grace",
+    NOT_ALLOWED: "Sam",
+    BOT_USER: "cancel-op",
+    ALERTS_BOT: "Alertmanager",
+    "USLACKBOT": "Slackbot",
+}
+
+# The message shortcut as manifest.yaml declares it (tests/test_manifest.py compares them).
+SHORTCUT = {"name": "Cancel operation", "callback_id": SHORTCUT_CALLBACK_ID}
+
+SERVICE = "cloudaicompanion"
+ALLOWLIST = f"""\
+# The sandbox's allowlist: Ada directly, Grace through the on-call user group; Sam is
+# in neither, so every request of Sam's is refused.
+bindings:
+  - permission: {SERVICE}.operations.cancel
+    members: [user:{ONCALL}, usergroup:{ROTATION}]
+  - permission: {SERVICE}.operations.get
+    members: [user:{ONCALL}, usergroup:{ROTATION}]
+  - permission: {SERVICE}.operations.list
+    members: [user:{ONCALL}, usergroup:{ROTATION}]
+"""
+
+PARENT = "projects/shop-prod/locations/us-central1"
+BEHAVIOURS: dict[Behaviour, str] = {
+    Behaviour.CANCELS: "cancels cleanly",
+    Behaviour.COMPLETES: "completes despite the cancel",
+    Behaviour.UNIMPLEMENTED: "cannot be cancelled (UNIMPLEMENTED)",
+    Behaviour.NOT_CANCELLABLE: "is not cancellable now (FAILED_PRECONDITION)",
+    Behaviour.FAILS: "fails while stopping",
+}
+
+
+@dataclass(frozen=True)
+class SeededOperation:
+    operation_id: str
+    behaviour: Behaviour
+    verb: str
+    target: str
+    status: str = ""
+    done: bool = False
+    alert: str = ""  # the alert that names it, if any
+
+    @property
+    def name(self) -> str:
+        return f"{PARENT}/operations/{self.operation_id}"
+
+    def seed(self) -> dict[str, Any]:
+        """As the Operations stand-in's seed endpoint takes it."""
+        return {
+            "name": self.name,
+            "behaviour": self.behaviour.value,
+            "verb": self.verb,
+            "target": f"{PARENT}/{self.target}",
+            "status_message": self.status,
+            "done": self.done,
+            # A GET or two still sees it running after the cancel, as with Google.
+            "polls_until_done": 2,
+        }
+
+
+CANCELS = SeededOperation(
+    "operation-rollout-7421", Behaviour.CANCELS, "update", "codeRepositoryIndexes/shop-web",
+    status="Re-indexing 41 % done", alert="Code index rollout stuck for 45 min",
+)  # fmt: skip
+COMPLETES = SeededOperation(
+    "operation-reindex-1188", Behaviour.COMPLETES, "create", "codeRepositoryIndexes/payments",
+    status="Finalising", alert="Re-index of payments over its time budget",
+)  # fmt: skip
+UNIMPLEMENTED = SeededOperation(
+    "operation-export-5530", Behaviour.UNIMPLEMENTED, "export", "dataExports/audit-2026-11",
+    alert="Audit export running for 3 h",
+)  # fmt: skip
+NOT_CANCELLABLE = SeededOperation(
+    "operation-delete-0931", Behaviour.NOT_CANCELLABLE, "delete",
+    "codeRepositoryIndexes/legacy-monolith",
+)  # fmt: skip
+FAILS = SeededOperation(
+    "operation-migrate-2207", Behaviour.FAILS, "update", "settingBindings/eu-rollout"
+)
+ALREADY_DONE = SeededOperation(
+    "operation-backup-3316", Behaviour.COMPLETES, "create", "backups/nightly", done=True
+)
+OPERATIONS = (CANCELS, COMPLETES, UNIMPLEMENTED, NOT_CANCELLABLE, FAILS, ALREADY_DONE)
+
+
+def alert_message(title: str, name: str) -> dict[str, Any]:
+    """An alert as a pipeline posts it (README, "Putting a Cancel button on your alerts")."""
+    text = f"{title}: operation `{name}` has run too long."
+    return {
+        "channel": CHANNEL,
+        "text": text,
+        "blocks": [
+            {"type": "section", "text": {"type": "mrkdwn", "text": f":rotating_light: *{title}*"}},
+            {"type": "section", "text": {"type": "mrkdwn", "text": f"Operation `{name}`"}},
+            {
+                "type": "context",
+                "elements": [{"type": "mrkdwn", "text": "severity: page · team: platform"}],
+            },
+            {
+                "type": "actions",
+                "elements": [
+                    {
+                        "type": "button",
+                        "action_id": CANCEL_ACTION_ID,
+                        "text": {"type": "plain_text", "text": "Cancel operation"},
+                        "style": "danger",
+                        "value": name,
+                    }
+                ],
+            },
+        ],
+    }
+
+
+def plain_alert_message(name: str) -> dict[str, Any]:
+    """An alert with no button, as Alertmanager's own receiver posts: text with the name."""
+    return {
+        "channel": CHANNEL,
+        "text": f":warning: Index deletion has run for 2 h. Operation `{name}` (no button: use "
+        "*More actions → Cancel operation* on this message).",
+    }
+
+
+def alerts() -> list[dict[str, Any]]:
+    """Oldest first, so the clean cancel is the newest alert, at the bottom."""
+    posted = [plain_alert_message(NOT_CANCELLABLE.name)]
+    for operation in (UNIMPLEMENTED, COMPLETES, CANCELS):
+        posted.append(alert_message(operation.alert, operation.name))
+    return posted
