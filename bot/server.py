@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import logging
 import signal
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
 import aiohttp
@@ -120,7 +120,9 @@ async def serve(
     tokens: TokenSource,
     *,
     host: str = "0.0.0.0",
+    on_listening: Callable[[], None] | None = None,
 ) -> None:
+    """Serve until SIGINT or SIGTERM; `on_listening` runs once requests can arrive."""
     async with running_bot(settings, redis_url, allowlist, tokens) as bot:
         stop = stop_on_signals()
         poller = asyncio.create_task(bot.services.watcher.run(stop))
@@ -130,6 +132,8 @@ async def serve(
             handler = AsyncSocketModeHandler(bot.app, settings.slack_app_token)
             await handler.connect_async()  # type: ignore[no-untyped-call]
             log.info("serving over Socket Mode")
+            if on_listening is not None:
+                on_listening()
             await stop.wait()
             await handler.close_async()  # type: ignore[no-untyped-call]
         else:
@@ -137,6 +141,8 @@ async def serve(
             await runner.setup()
             await web.TCPSite(runner, host, settings.port).start()
             log.info("serving HTTP", extra={"port": settings.port, "path": EVENTS_PATH})
+            if on_listening is not None:
+                on_listening()
             await stop.wait()
             await runner.cleanup()
         await poller

@@ -27,6 +27,7 @@ from bot.server import Bot, running_bot, web_app
 from bot.standins.operations_api import OperationsStandIn
 from bot.standins.runner import BackgroundServer
 from bot.standins.slack_api import SlackStandIn
+from tests.sandbox_process import Sandbox, start_sandbox
 from tests.slack_driver import SlackDriver
 
 BOT_TOKEN = "xoxb-test-bot-token-000"
@@ -214,3 +215,12 @@ def service_account(
     )
     monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", str(path))
     return path
+
+
+@pytest.fixture(scope="session")
+def sandbox() -> Iterator[Sandbox]:
+    """One `python -m bot sandbox` for the tests that use its page; each uses its own
+    operation or user, so they do not depend on each other's order."""
+    running = start_sandbox()
+    yield running
+    running.stop()

@@ -46,7 +46,7 @@ class SlackDriver:
                 channel_name="ops",
                 trigger_id=trigger_id,
                 response_url=self._response_url(),
-            )  # fmt: skip
+            )
         )
 
     def submit(self, view: dict[str, Any], *, user: str) -> httpx.Response:
@@ -68,7 +68,7 @@ class SlackDriver:
                 channel_name="alerts",
                 trigger_id=trigger_id,
                 response_url=self._response_url(),
-            )  # fmt: skip
+            )
         )
 
     def click(
@@ -96,7 +96,7 @@ class SlackDriver:
                 channel_name="alerts",
                 ephemeral=ephemeral,
                 view=view,
-            )  # fmt: skip
+            )
         )
 
 

@@ -10,7 +10,8 @@ import httpx
 
 from bot.standins.operations_api import OperationsStandIn
 from bot.standins.slack_api import SlackStandIn
-from tests.conftest import ONCALL, RunningBot
+from bot.standins.slack_payloads import signed_headers
+from tests.conftest import ONCALL, SIGNING_SECRET, RunningBot
 from tests.listeners.flow import OP, seed
 from tests.slack_driver import wait_for
 
@@ -40,9 +41,9 @@ def test_forged_stale_and_unsigned_requests_are_rejected(
         headers={"Content-Type": "application/x-www-form-urlencoded"},
     )
     assert unsigned.status_code == 401
-    signed_for_other_body = driver._verifier.generate_signature(
-        timestamp=str(int(time.time())), body=BODY.replace("op-123", "op-999")
-    )
+    signed_for_other_body = signed_headers(SIGNING_SECRET, BODY.replace("op-123", "op-999"))[
+        "X-Slack-Signature"
+    ]
     assert driver.post(BODY, signature=signed_for_other_body).status_code == 401
     assert slack.state.calls_to("views.open") == []
     assert google.state.requests == []

@@ -69,8 +69,17 @@ class SandboxPage:
         assert self._http is not None
         async with self._http.get(f"{self._operations_url}/_standin/operations") as response:
             operations = await response.json()
-        keep = ("name", "behaviour", "verb", "done", "cancel_requested", "error", "response",
-                "gets", "status_message")  # fmt: skip
+        keep = (
+            "name",
+            "behaviour",
+            "verb",
+            "done",
+            "cancel_requested",
+            "error",
+            "response",
+            "gets",
+            "status_message",
+        )
         return web.json_response([{k: op.get(k) for k in keep} for op in operations])
 
     async def _raise_alert(self, request: web.Request) -> web.Response:
@@ -81,9 +90,11 @@ class SandboxPage:
             return web.json_response({"ok": False, "error": "unknown behaviour"}, status=400)
         operation = workspace.SeededOperation(
             f"operation-{behaviour.value.replace('_', '-')}-{next(self._raised):04d}",
-            behaviour, "update", "codeRepositoryIndexes/shop-web",
+            behaviour,
+            "update",
+            "codeRepositoryIndexes/shop-web",
             alert=f"Test alert: an operation that {workspace.BEHAVIOURS[behaviour]}",
-        )  # fmt: skip
+        )
         await self._add_operations([operation.seed()])
         await self._post_alert(workspace.alert_message(operation.alert, operation.name))
         return web.json_response({"ok": True, "name": operation.name})

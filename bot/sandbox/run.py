@@ -65,9 +65,17 @@ def run_sandbox(port: int) -> None:
             redis_url = embedded.start()
             stack.callback(embedded.stop)
             slack_server.call(page.seed(slack_server.url))
-            print(f"cancel-op sandbox: open {slack_server.url}/ in a browser (Ctrl-C stops it)",
-                  flush=True)  # fmt: skip
-            asyncio.run(serve(settings, redis_url, allowlist, AnonymousTokens(), host=HOST))
+            address = f"cancel-op sandbox: open {slack_server.url}/ in a browser (Ctrl-C stops it)"
+            asyncio.run(
+                serve(
+                    settings,
+                    redis_url,
+                    allowlist,
+                    AnonymousTokens(),
+                    host=HOST,
+                    on_listening=lambda: print(address, flush=True),
+                )
+            )
     finally:
         shutil.rmtree(data_dir, ignore_errors=True)
 
@@ -77,8 +85,9 @@ def _start_slack(port: int, request_url: str, secret: str, page: SandboxPage) ->
     slack = SlackStandIn()
     slack.state.usergroups[workspace.ROTATION] = [workspace.ROTATION_MEMBER]
     slack.state.authors[workspace.ALERTS_TOKEN] = workspace.ALERTS_BOT
-    client = SlackClientApi(slack, request_url, secret, {workspace.CHANNEL: workspace.CHANNEL_NAME},
-                            workspace.USERS)  # fmt: skip
+    client = SlackClientApi(
+        slack, request_url, secret, {workspace.CHANNEL: workspace.CHANNEL_NAME}, workspace.USERS
+    )
 
     async def make_app() -> web.Application:
         app = await slack.make_app()
@@ -92,9 +101,10 @@ def _start_slack(port: int, request_url: str, secret: str, page: SandboxPage) ->
     except OSError as exc:
         server.stop()
         raise StartupError(
-            "--port", f"cannot listen on {HOST}:{port} ({exc.strerror})",
+            "--port",
+            f"cannot listen on {HOST}:{port} ({exc.strerror})",
             "Pass --port with a free port, or --port 0 for any free one",
-        ) from None  # fmt: skip
+        ) from None
 
 
 def _free_port() -> int:

@@ -94,21 +94,34 @@ class SeededOperation:
 
 
 CANCELS = SeededOperation(
-    "operation-rollout-7421", Behaviour.CANCELS, "update", "codeRepositoryIndexes/shop-web",
-    status="Re-indexing 41 % done", alert="Code index rollout stuck for 45 min",
-)  # fmt: skip
+    "operation-rollout-7421",
+    Behaviour.CANCELS,
+    "update",
+    "codeRepositoryIndexes/shop-web",
+    status="Re-indexing 41 % done",
+    alert="Code index rollout stuck for 45 min",
+)
 COMPLETES = SeededOperation(
-    "operation-reindex-1188", Behaviour.COMPLETES, "create", "codeRepositoryIndexes/payments",
-    status="Finalising", alert="Re-index of payments over its time budget",
-)  # fmt: skip
+    "operation-reindex-1188",
+    Behaviour.COMPLETES,
+    "create",
+    "codeRepositoryIndexes/payments",
+    status="Finalising",
+    alert="Re-index of payments over its time budget",
+)
 UNIMPLEMENTED = SeededOperation(
-    "operation-export-5530", Behaviour.UNIMPLEMENTED, "export", "dataExports/audit-2026-11",
+    "operation-export-5530",
+    Behaviour.UNIMPLEMENTED,
+    "export",
+    "dataExports/audit-2026-11",
     alert="Audit export running for 3 h",
-)  # fmt: skip
+)
 NOT_CANCELLABLE = SeededOperation(
-    "operation-delete-0931", Behaviour.NOT_CANCELLABLE, "delete",
+    "operation-delete-0931",
+    Behaviour.NOT_CANCELLABLE,
+    "delete",
     "codeRepositoryIndexes/legacy-monolith",
-)  # fmt: skip
+)
 FAILS = SeededOperation(
     "operation-migrate-2207", Behaviour.FAILS, "update", "settingBindings/eu-rollout"
 )

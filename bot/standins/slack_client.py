@@ -84,7 +84,10 @@ class SlackClientApi:
 
     async def _state(self, request: web.Request) -> web.Response:
         user = request.query.get("user", "")
-        since = int(request.query.get("since", "-1") or -1)
+        try:
+            since = int(request.query.get("since", "-1"))
+        except ValueError:
+            since = -1
         deadline = time.monotonic() + LONG_POLL_SECONDS
         while self._standin.state.version == since and time.monotonic() < deadline:
             await asyncio.sleep(0.1)
@@ -111,10 +114,13 @@ class SlackClientApi:
         origin = Origin(self._user(fields), self._channel(fields))
         text = str(fields.get("text", ""))
         body = slack_payloads.command(
-            text, user=origin.user, channel=origin.channel,
-            channel_name=self._channels[origin.channel], trigger_id=self._trigger(origin),
+            text,
+            user=origin.user,
+            channel=origin.channel,
+            channel_name=self._channels[origin.channel],
+            trigger_id=self._trigger(origin),
             response_url=self._response_url(origin, fields),
-        )  # fmt: skip
+        )
         ack = await self._deliver(body)
         if isinstance(ack, str):
             self._slackbot_says(origin, f"{slack_payloads.COMMAND} failed with the error {ack}")
@@ -126,10 +132,14 @@ class SlackClientApi:
     async def _shortcut(self, fields: dict[str, Any]) -> None:
         origin, message = self._message(fields)
         body = slack_payloads.message_action(
-            message, callback_id=str(fields.get("callback_id", "")), user=origin.user,
-            channel=origin.channel, channel_name=self._channels[origin.channel],
-            trigger_id=self._trigger(origin), response_url=self._response_url(origin, fields),
-        )  # fmt: skip
+            message,
+            callback_id=str(fields.get("callback_id", "")),
+            user=origin.user,
+            channel=origin.channel,
+            channel_name=self._channels[origin.channel],
+            trigger_id=self._trigger(origin),
+            response_url=self._response_url(origin, fields),
+        )
         await self._deliver_interaction(origin, body)
 
     async def _action(self, fields: dict[str, Any]) -> None:
@@ -152,11 +162,15 @@ class SlackClientApi:
             return
         origin, message = self._message(fields)
         body = slack_payloads.block_actions(
-            action, user=origin.user, trigger_id=self._trigger(origin),
-            response_url=self._response_url(origin, fields), message=message,
-            channel=origin.channel, channel_name=self._channels[origin.channel],
+            action,
+            user=origin.user,
+            trigger_id=self._trigger(origin),
+            response_url=self._response_url(origin, fields),
+            message=message,
+            channel=origin.channel,
+            channel_name=self._channels[origin.channel],
             ephemeral=bool(fields.get("ephemeral")),
-        )  # fmt: skip
+        )
         await self._deliver_interaction(origin, body)
 
     async def _submit(self, fields: dict[str, Any]) -> None:
@@ -265,8 +279,13 @@ class SlackClientApi:
         ]
         for found in seen:
             if found.channel == channel and found.ts == ts:
-                message = {"type": "message", "ts": found.ts, "text": found.text,
-                           "blocks": found.blocks, "user": found.author}  # fmt: skip
+                message = {
+                    "type": "message",
+                    "ts": found.ts,
+                    "text": found.text,
+                    "blocks": found.blocks,
+                    "user": found.author,
+                }
                 if found.thread_ts:
                     message["thread_ts"] = found.thread_ts
                 return Origin(user, channel, found.thread_ts), message

@@ -1,0 +1,108 @@
+"""The sandbox in a real browser: what a newcomer does, from an alert to a finished thread."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from playwright.sync_api import Locator, Page, expect
+
+from bot.sandbox import workspace
+from bot.sandbox.workspace import SeededOperation
+from tests.sandbox_process import Sandbox
+
+FOLLOW_UP_TIMEOUT_MS = 30_000  # a few polls of the stand-in, one to three seconds apart
+
+
+def open_as(page: Page, sandbox: Sandbox, user: str) -> None:
+    page.goto(sandbox.url + "/")
+    page.locator(f"input[name=user][value={user}]").check()
+    expect(page.locator("article[data-author=U0ALERTS]").first).to_be_visible()
+
+
+def alert_for(page: Page, operation: SeededOperation) -> Locator:
+    return page.locator("article[data-author=U0ALERTS]", has_text=operation.operation_id)
+
+
+def badge(page: Page, operation: SeededOperation) -> Locator:
+    return page.locator(f".operation[data-name='{operation.name}'] .badge")
+
+
+def confirm(page: Page, operation: SeededOperation) -> None:
+    """The confirmation shows the live operation; Cancel operation sends the cancel."""
+    dialog = page.get_by_role("dialog")
+    expect(dialog).to_contain_text(operation.operation_id)
+    expect(dialog).to_contain_text("Running")
+    dialog.locator("[data-modal=submit]").click()
+    expect(dialog).to_contain_text("requested. Follow-ups go to #prod-alerts")
+    dialog.locator("[data-modal=close]").click()
+    expect(dialog).to_have_count(0)
+
+
+def test_the_on_call_engineer_cancels_from_the_alert_in_two_clicks(
+    page: Page, sandbox: Sandbox, screenshot: Any
+) -> None:
+    operation = workspace.CANCELS
+    open_as(page, sandbox, workspace.ONCALL)
+    alert = alert_for(page, operation)
+    expect(badge(page, operation)).to_have_text("running")
+    screenshot(page, "alert")
+
+    alert.get_by_role("button", name="Cancel operation").click()  # click one
+    dialog = page.get_by_role("dialog")
+    expect(dialog.locator("[data-modal=submit]")).to_have_text("Cancel operation")
+    expect(dialog).to_contain_text("Cancelling is best effort")
+    screenshot(page, "confirmation")
+    confirm(page, operation)  # click two
+
+    thread = alert.locator(".thread")
+    expect(thread).to_contain_text("@Ada asked to cancel")
+    expect(thread).to_contain_text("Google accepted the cancel request (OK)")
+    expect(thread).to_contain_text("was cancelled", timeout=FOLLOW_UP_TIMEOUT_MS)
+    expect(thread).to_contain_text("CANCELLED (code 1)")
+    expect(badge(page, operation)).to_have_text("CANCELLED")
+    thread.scroll_into_view_if_needed()
+    screenshot(page, "finished-thread")
+
+
+def test_someone_not_in_the_allowlist_is_refused_and_nothing_is_sent(
+    page: Page, sandbox: Sandbox
+) -> None:
+    operation = workspace.FAILS
+    open_as(page, sandbox, workspace.NOT_ALLOWED)
+    page.get_by_label("Message").fill(f"/cancel-op {operation.name}")
+    page.get_by_label("Message").press("Enter")
+    refusal = page.locator("article.ephemeral", has_text=operation.operation_id)
+    expect(refusal).to_contain_text("You may not do that")
+    expect(refusal).to_contain_text("Only visible to you")
+    expect(page.get_by_role("dialog")).to_have_count(0)
+    expect(badge(page, operation)).to_have_text("running")  # no "cancel requested"
+
+
+def test_an_operation_that_completes_anyway_is_reported_as_completed(
+    page: Page, sandbox: Sandbox
+) -> None:
+    """Grace is allowed through the on-call user group, not by name."""
+    operation = workspace.COMPLETES
+    open_as(page, sandbox, workspace.ROTATION_MEMBER)
+    alert = alert_for(page, operation)
+    alert.get_by_role("button", name="Cancel operation").click()
+    confirm(page, operation)
+    thread = alert.locator(".thread")
+    expect(thread).to_contain_text("@Grace asked to cancel")
+    expect(thread).to_contain_text("despite the cancellation", timeout=FOLLOW_UP_TIMEOUT_MS)
+    expect(thread).to_contain_text("completed at")
+    expect(badge(page, operation)).to_have_text("completed")
+
+
+def test_the_message_shortcut_on_a_plain_alert_reports_a_refused_cancel(
+    page: Page, sandbox: Sandbox
+) -> None:
+    operation = workspace.NOT_CANCELLABLE
+    open_as(page, sandbox, workspace.ONCALL)
+    alert = alert_for(page, operation)
+    alert.get_by_role("button", name="More actions").click()
+    alert.get_by_role("menuitem", name="Cancel operation").click()
+    confirm(page, operation)
+    thread = alert.locator(".thread")
+    expect(thread).to_contain_text("FAILED_PRECONDITION", timeout=FOLLOW_UP_TIMEOUT_MS)
+    expect(badge(page, operation)).to_have_text("running")

@@ -1,0 +1,132 @@
+"""`python -m bot sandbox` as a newcomer runs it, and the stand-in Slack's client routes.
+
+What the page does in a real browser is in tests/browser.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+from typing import Any
+
+import httpx
+
+from bot.sandbox import workspace
+from tests.sandbox_process import Sandbox, start_sandbox
+from tests.slack_driver import wait_for
+
+
+def state(sandbox: Sandbox, user: str) -> dict[str, Any]:
+    body: dict[str, Any] = httpx.get(f"{sandbox.url}/client/state?user={user}", timeout=30).json()
+    return body
+
+
+def act(sandbox: Sandbox, route: str, **fields: Any) -> httpx.Response:
+    return httpx.post(f"{sandbox.url}/client/{route}", json=fields, timeout=10)
+
+
+def test_it_needs_no_settings_and_ignores_the_shells() -> None:
+    """Settings meant for a real deployment must not leak into the sandbox."""
+    env = {
+        **os.environ,
+        "REDIS_URL": "redis://127.0.0.1:1/0",
+        "SLACK_BOT_TOKEN": "not-a-token",
+        "ALLOWLIST_FILE": "/nonexistent.yaml",
+        "OPERATIONS_API_URL": "http://127.0.0.1:1/v1",
+    }
+    sandbox = start_sandbox(env=env)
+    try:
+        assert "cancel-op sandbox" in httpx.get(sandbox.url + "/", timeout=10).text
+        seen = state(sandbox, workspace.ONCALL)
+        alerts = [m for m in seen["messages"] if m["author"] == workspace.ALERTS_BOT]
+        assert len(alerts) == len(workspace.alerts())
+        names = {op["name"] for op in httpx.get(f"{sandbox.url}/sandbox/operations").json()}
+        assert names == {op.name for op in workspace.OPERATIONS}
+        # The real bot answers, over its embedded Redis: help comes back to the person only.
+        assert (
+            act(
+                sandbox, "command", user=workspace.ONCALL, channel=workspace.CHANNEL, text="help"
+            ).status_code
+            == 200
+        )
+        replies = wait_for(lambda: state(sandbox, workspace.ONCALL)["ephemerals"], what="help")
+        assert "/cancel-op status NAME" in replies[0]["text"]
+        assert state(sandbox, workspace.NOT_ALLOWED)["ephemerals"] == []
+    finally:
+        logged = sandbox.stop()
+    assert sandbox.process.returncode == 0
+    assert "Traceback" not in logged
+
+
+def test_a_busy_port_is_one_line_naming_the_flag() -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = subprocess.run(
+            [sys.executable, "-m", "bot", "sandbox", "--port", str(port)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    assert done.returncode == 2
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1, done.stderr
+    assert lines[0].startswith(f"cancel-op: --port: cannot listen on 127.0.0.1:{port}")
+    assert "--port 0" in lines[0]
+
+
+def test_a_person_cannot_act_on_anothers_modal(sandbox: Sandbox) -> None:
+    done = workspace.ALREADY_DONE.name
+    act(sandbox, "command", user=workspace.ONCALL, channel=workspace.CHANNEL, text=done)
+    modals = wait_for(
+        lambda: [
+            m
+            for m in state(sandbox, workspace.ONCALL)["modals"]
+            if "already finished" in str(m["blocks"])
+        ],
+        what="modal",
+    )
+    view_id = modals[0]["id"]
+    answer = act(sandbox, "submit", user=workspace.NOT_ALLOWED, view_id=view_id)
+    assert answer.status_code == 400
+    assert "no open modal" in answer.json()["error"]
+    assert [m["id"] for m in state(sandbox, workspace.ONCALL)["modals"]] == [view_id]
+    assert act(sandbox, "close", user=workspace.ONCALL, view_id=view_id).status_code == 200
+    assert state(sandbox, workspace.ONCALL)["modals"] == []
+
+
+def test_the_page_cannot_name_unknown_people_channels_or_messages(sandbox: Sandbox) -> None:
+    cases = [
+        ("command", {"user": "U0NOBODY", "channel": workspace.CHANNEL, "text": "help"}, "user"),
+        ("command", {"user": workspace.ONCALL, "channel": "C0OTHER", "text": "help"}, "channel"),
+        (
+            "action",
+            {
+                "user": workspace.ONCALL,
+                "channel": workspace.CHANNEL,
+                "ts": "1.000001",
+                "action_id": "cancel_op",
+                "value": "x",
+            },
+            "no message",
+        ),
+    ]
+    before = state(sandbox, workspace.ONCALL)["version"]
+    for route, fields, error in cases:
+        answer = act(sandbox, route, **fields)
+        assert answer.status_code == 400
+        assert error in answer.json()["error"]
+    assert state(sandbox, workspace.ONCALL)["version"] == before
+
+
+def test_raising_an_alert_adds_an_operation_and_posts_as_the_pipeline(sandbox: Sandbox) -> None:
+    raised = httpx.post(f"{sandbox.url}/sandbox/alerts", json={"behaviour": "fails"}).json()
+    operations = httpx.get(f"{sandbox.url}/sandbox/operations").json()
+    assert [op["behaviour"] for op in operations if op["name"] == raised["name"]] == ["fails"]
+    alert = [m for m in state(sandbox, workspace.ONCALL)["messages"] if raised["name"] in m["text"]]
+    assert alert[0]["author"] == workspace.ALERTS_BOT
+    bad = httpx.post(f"{sandbox.url}/sandbox/alerts", json={"behaviour": "explodes"})
+    assert bad.status_code == 400
