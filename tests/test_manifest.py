@@ -11,6 +11,7 @@ import jsonschema
 import pytest
 import yaml
 
+from bot.sandbox import workspace
 from bot.server import EVENTS_PATH
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -53,3 +54,9 @@ def test_manifest_asks_only_for_scopes_the_code_uses(manifest: dict[str, Any]) -
     if "usergroups_users_list" in source:
         used.add("usergroups:read")
     assert scopes == used
+
+
+def test_the_sandbox_offers_the_shortcut_as_the_manifest_names_it(manifest: dict[str, Any]) -> None:
+    declared = [{"name": s["name"], "callback_id": s["callback_id"]}
+                for s in manifest["features"]["shortcuts"]]  # fmt: skip
+    assert declared == [workspace.SHORTCUT]

@@ -31,12 +31,14 @@ SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 
 
 def _chromium() -> str | None:
-    return os.environ.get("CHROMIUM") or shutil.which("chromium") or shutil.which(
-        "chromium-browser"
+    return (
+        os.environ.get("CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
     )
 
 
-@pytest.fixture(scope="session")
+# Module scope: Playwright's sync API keeps an event loop on this thread while it runs,
+# so it must be gone before other modules' tests call asyncio.run.
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
     required = os.environ.get("CANCEL_OP_BROWSER_TESTS") == "required"
     executable = _chromium()
