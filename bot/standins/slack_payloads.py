@@ -123,8 +123,9 @@ def block_actions(
         payload["container"] = {"type": "message", "message_ts": message["ts"],
                                 "channel_id": channel, "is_ephemeral": ephemeral}  # fmt: skip
         payload["channel"] = {"id": channel, "name": channel_name}
-        payload["message"] = message
         payload["response_url"] = response_url
+        if not ephemeral:  # Slack does not include an ephemeral message
+            payload["message"] = message
     return _interaction(payload)
 
 

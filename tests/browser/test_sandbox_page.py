@@ -106,3 +106,51 @@ def test_the_message_shortcut_on_a_plain_alert_reports_a_refused_cancel(
     thread = alert.locator(".thread")
     expect(thread).to_contain_text("FAILED_PRECONDITION", timeout=FOLLOW_UP_TIMEOUT_MS)
     expect(badge(page, operation)).to_have_text("running")
+
+
+def test_a_cancel_from_the_list_says_plainly_that_google_cannot_cancel_it(
+    page: Page, sandbox: Sandbox
+) -> None:
+    """`list` replies only to you, with a Cancel button per running operation."""
+    operation = workspace.UNIMPLEMENTED
+    open_as(page, sandbox, workspace.ONCALL)
+    page.get_by_label("Message").fill(f"/cancel-op list {workspace.PARENT}")
+    page.get_by_label("Message").press("Enter")
+    listing = page.locator("article.ephemeral", has_text="running operations in")
+    expect(listing).to_contain_text("Only visible to you")
+    row = listing.locator(".block-section", has_text=operation.operation_id)
+    row.get_by_role("button", name="Cancel…").click()
+    confirm(page, operation)
+    # An ephemeral reply has no thread: the request starts one in the channel.
+    request = page.locator("article[data-author=U0BOT]", has_text="asked to cancel").filter(
+        has_text=operation.operation_id
+    )
+    thread = request.locator(".thread")
+    expect(thread).to_contain_text("UNIMPLEMENTED", timeout=FOLLOW_UP_TIMEOUT_MS)
+    expect(thread).to_contain_text("Next:")
+    expect(badge(page, operation)).to_have_text("running")
+
+
+def test_a_message_naming_two_operations_asks_which_and_keep_running_sends_nothing(
+    page: Page, sandbox: Sandbox
+) -> None:
+    first, second = workspace.ALREADY_DONE, workspace.FAILS
+    open_as(page, sandbox, workspace.ROTATION_MEMBER)
+    page.get_by_label("Message").fill(f"Both stuck? `{first.name}` and `{second.name}`")
+    page.get_by_label("Message").press("Enter")
+    mine = page.locator("article[data-author=U0GRACE]", has_text="Both stuck?")
+    mine.get_by_role("button", name="More actions").click()
+    mine.get_by_role("menuitem", name="Cancel operation").click()
+    dialog = page.get_by_role("dialog")
+    expect(dialog).to_contain_text("names several operations")
+    dialog.locator(".block-section", has_text=second.operation_id).get_by_role(
+        "button", name="Choose"
+    ).click()
+    expect(dialog).to_contain_text("Cancelling is best effort")
+    expect(dialog).to_contain_text(second.operation_id)
+    dialog.get_by_role("button", name="Keep running").click()
+    expect(dialog).to_have_count(0)
+    expect(badge(page, second)).to_have_text("running")
+    expect(page.locator("article[data-author=U0BOT]", has_text=second.operation_id)).to_have_count(
+        0
+    )
