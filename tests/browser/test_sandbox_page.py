@@ -27,6 +27,18 @@ def badge(page: Page, operation: SeededOperation) -> Locator:
     return page.locator(f".operation[data-name='{operation.name}'] .badge")
 
 
+def send(page: Page, text: str) -> None:
+    """Type in the composer and press Enter."""
+    page.get_by_label("Message").fill(text)
+    page.get_by_label("Message").press("Enter")
+
+
+def use_the_shortcut(message: Locator) -> None:
+    """More actions → Cancel operation, on a message."""
+    message.get_by_role("button", name="More actions").click()
+    message.get_by_role("menuitem", name="Cancel operation").click()
+
+
 def confirm(page: Page, operation: SeededOperation) -> None:
     """The confirmation shows the live operation; Cancel operation sends the cancel."""
     dialog = page.get_by_role("dialog")
@@ -69,8 +81,7 @@ def test_someone_not_in_the_allowlist_is_refused_and_nothing_is_sent(
 ) -> None:
     operation = workspace.FAILS
     open_as(page, sandbox, workspace.NOT_ALLOWED)
-    page.get_by_label("Message").fill(f"/cancel-op {operation.name}")
-    page.get_by_label("Message").press("Enter")
+    send(page, f"/cancel-op {operation.name}")
     refusal = page.locator("article.ephemeral", has_text=operation.operation_id)
     expect(refusal).to_contain_text("You may not do that")
     expect(refusal).to_contain_text("Only visible to you")
@@ -100,8 +111,7 @@ def test_the_message_shortcut_on_a_plain_alert_reports_a_refused_cancel(
     operation = workspace.NOT_CANCELLABLE
     open_as(page, sandbox, workspace.ONCALL)
     alert = alert_for(page, operation)
-    alert.get_by_role("button", name="More actions").click()
-    alert.get_by_role("menuitem", name="Cancel operation").click()
+    use_the_shortcut(alert)
     confirm(page, operation)
     thread = alert.locator(".thread")
     expect(thread).to_contain_text("FAILED_PRECONDITION", timeout=FOLLOW_UP_TIMEOUT_MS)
@@ -114,8 +124,7 @@ def test_a_cancel_from_the_list_says_plainly_that_google_cannot_cancel_it(
     """`list` replies only to you, with a Cancel button per running operation."""
     operation = workspace.UNIMPLEMENTED
     open_as(page, sandbox, workspace.ONCALL)
-    page.get_by_label("Message").fill(f"/cancel-op list {workspace.PARENT}")
-    page.get_by_label("Message").press("Enter")
+    send(page, f"/cancel-op list {workspace.PARENT}")
     listing = page.locator("article.ephemeral", has_text="running operations in")
     expect(listing).to_contain_text("Only visible to you")
     row = listing.locator(".block-section", has_text=operation.operation_id)
@@ -136,11 +145,9 @@ def test_a_message_naming_two_operations_asks_which_and_keep_running_sends_nothi
 ) -> None:
     first, second = workspace.ALREADY_DONE, workspace.FAILS
     open_as(page, sandbox, workspace.ROTATION_MEMBER)
-    page.get_by_label("Message").fill(f"Both stuck? `{first.name}` and `{second.name}`")
-    page.get_by_label("Message").press("Enter")
+    send(page, f"Both stuck? `{first.name}` and `{second.name}`")
     mine = page.locator("article[data-author=U0GRACE]", has_text="Both stuck?")
-    mine.get_by_role("button", name="More actions").click()
-    mine.get_by_role("menuitem", name="Cancel operation").click()
+    use_the_shortcut(mine)
     dialog = page.get_by_role("dialog")
     expect(dialog).to_contain_text("names several operations")
     dialog.locator(".block-section", has_text=second.operation_id).get_by_role(
