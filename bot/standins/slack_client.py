@@ -189,8 +189,9 @@ class SlackClientApi:
     async def _close(self, fields: dict[str, Any]) -> None:
         # The bot asks for no view_closed events (notify_on_close), so Slack sends none.
         user = self._user(fields)
-        self._open_view(user, str(fields.get("view_id", "")))
-        self._standin.state.modal_stacks[user].pop()
+        view = self._open_view(user, str(fields.get("view_id", "")))
+        stack = self._standin.state.modal_stacks[user]
+        del stack[stack.index(view["id"]) :]  # closing a modal closes any pushed above it
         self._standin.state.changed()
 
     # Slack's handling of an acknowledgement

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import httpx
 from playwright.sync_api import Locator, Page, expect
 
 from bot.sandbox import workspace
@@ -161,3 +162,45 @@ def test_a_message_naming_two_operations_asks_which_and_keep_running_sends_nothi
     expect(page.locator("article[data-author=U0BOT]", has_text=second.operation_id)).to_have_count(
         0
     )
+
+
+def test_every_block_a_modal_may_hold_is_drawn_and_a_crafted_modal_is_refused(
+    page: Page, sandbox: Sandbox
+) -> None:
+    """Inputs and selects, which the bot does not use yet, are drawn and submitted too; a
+    modal changed behind the bot's back (no signed metadata) is refused when submitted."""
+    open_as(page, sandbox, workspace.ROTATION_MEMBER)
+    send(page, f"/cancel-op {workspace.ALREADY_DONE.name}")
+    dialog = page.get_by_role("dialog")
+    expect(dialog).to_contain_text("already finished")
+    state = httpx.get(f"{sandbox.url}/client/state?user={workspace.ROTATION_MEMBER}").json()
+    option = {"text": {"type": "plain_text", "text": "Roll back"}, "value": "rollback"}
+    crafted = {
+        "type": "modal",
+        "callback_id": "cancel_op_confirm",
+        "title": {"type": "plain_text", "text": "Crafted"},
+        "submit": {"type": "plain_text", "text": "Send"},
+        "blocks": [
+            {"type": "header", "text": {"type": "plain_text", "text": "Every block"}},
+            {"type": "input", "block_id": "why", "label": {"type": "plain_text", "text": "Why"},
+             "element": {"type": "plain_text_input", "action_id": "text"}},
+            {"type": "input", "block_id": "next", "label": {"type": "plain_text", "text": "Next"},
+             "element": {"type": "static_select", "action_id": "pick", "options": [option]}},
+            {"type": "divider"},
+            {"type": "context", "elements": [{"type": "mrkdwn", "text": "_small print_"}]},
+            {"type": "actions", "elements": [{"type": "button", "action_id": "noop",
+                                              "text": {"type": "plain_text", "text": "Noop"}}]},
+        ],
+    }  # fmt: skip
+    updated = httpx.post(
+        f"{sandbox.url}/api/views.update",
+        json={"view_id": state["modals"][-1]["id"], "view": crafted},
+    ).json()
+    assert updated["ok"]
+    expect(dialog.locator(".block-header")).to_have_text("Every block")
+    dialog.get_by_label("Why").fill("testing")
+    dialog.get_by_label("Next").select_option("rollback")
+    expect(dialog.locator(".block-context i")).to_have_text("small print")
+    expect(dialog.get_by_role("button", name="Noop")).to_be_visible()
+    dialog.get_by_role("button", name="Send").click()
+    expect(dialog).to_contain_text("was not issued by me, or was changed")
