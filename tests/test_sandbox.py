@@ -130,3 +130,13 @@ def test_raising_an_alert_adds_an_operation_and_posts_as_the_pipeline(sandbox: S
     assert alert[0]["author"] == workspace.ALERTS_BOT
     bad = httpx.post(f"{sandbox.url}/sandbox/alerts", json={"behaviour": "explodes"})
     assert bad.status_code == 400
+
+
+def test_a_command_no_app_offers_is_answered_by_slackbot_alone(sandbox: Sandbox) -> None:
+    user = workspace.ROTATION_MEMBER
+    before = len(state(sandbox, user)["ephemerals"])
+    act(sandbox, "command", user=user, channel=workspace.CHANNEL, command="/cancel", text="x")
+    told = state(sandbox, user)["ephemerals"][before:]
+    assert [(e["author"], e["text"]) for e in told] == [
+        ("USLACKBOT", ":warning: /cancel is not a valid command.")
+    ]

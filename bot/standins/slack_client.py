@@ -113,6 +113,10 @@ class SlackClientApi:
     async def _command(self, fields: dict[str, Any]) -> None:
         origin = Origin(self._user(fields), self._channel(fields))
         text = str(fields.get("text", ""))
+        typed = str(fields.get("command", slack_payloads.COMMAND))
+        if typed != slack_payloads.COMMAND:  # no app in this workspace offers it
+            self._slackbot_says(origin, f"{typed} is not a valid command.")
+            return
         body = slack_payloads.command(
             text,
             user=origin.user,

@@ -362,7 +362,7 @@ function renderModal() {
   layer.hidden = false;
 }
 
-// The composer: /cancel-op goes to the bot as a slash command; anything else is a message.
+// The composer: a /command goes to Slack as a slash command; anything else is a message.
 
 async function send(event) {
   event.preventDefault();
@@ -372,12 +372,10 @@ async function send(event) {
   input.value = "";
   const channel = page.workspace.channel.id;
   const command = text.match(/^(\/\S+)\s*([\s\S]*)$/);
-  if (!command) {
-    await client("message", { channel, text });
-  } else if (command[1] !== "/cancel-op") {
-    alert(command[1] + " is not a valid command. In the sandbox, only /cancel-op is.");
+  if (command) {
+    await client("command", { channel, command: command[1], text: command[2] });
   } else {
-    await client("command", { channel, text: command[2] });
+    await client("message", { channel, text });
   }
 }
 
