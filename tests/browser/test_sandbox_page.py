@@ -64,6 +64,8 @@ def test_the_on_call_engineer_cancels_from_the_alert_in_two_clicks(
     dialog = page.get_by_role("dialog")
     expect(dialog.locator("[data-modal=submit]")).to_have_text("Cancel operation")
     expect(dialog).to_contain_text("Cancelling is best effort")
+    # What the modal shows was read from Google just now: the panel counts that GET.
+    expect(page.locator(f".operation[data-name='{operation.name}']")).to_contain_text("1 GET")
     screenshot(page, "confirmation")
     confirm(page, operation)  # click two
 
