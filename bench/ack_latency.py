@@ -4,7 +4,14 @@ Each app runs in a process of its own on 127.0.0.1; both talk to the same stand-
 and cancel-op reads a stand-in Operations API that answers slowly. The load generator
 sends signed `/cancel-op` requests at a fixed concurrency and times each acknowledgement.
 
-    python -m bench.ack_latency [--requests 2000] [--google-latency 5]
+With `--pin` (the default on two cores or more) the app under test runs alone on the last
+core and everything else (load generator, stand-ins, Redis) on the others, so the two
+apps are compared on equal terms rather than on how the OS shares two cores among five
+busy processes. Rounds alternate between the apps, with a pause after each so the work a
+round leaves behind (cancel-op's `views.update` once Google answers) is done before the
+next starts; each app's latencies are pooled over its rounds.
+
+    python -m bench.ack_latency [--requests 2000] [--rounds 4] [--google-latency 5] [--no-pin]
 """
 
 from __future__ import annotations
@@ -20,7 +27,6 @@ import time
 from pathlib import Path
 from urllib.parse import urlencode
 
-import httpx
 from slack_sdk.signature import SignatureVerifier
 
 SECRET = "bench-signing-secret"
@@ -81,32 +87,48 @@ def serve_bare(slack_url: str) -> None:
 
 
 def serve_ours(slack_url: str, google_url: str, redis_url: str, allowlist: str) -> None:
-    from aiohttp import web
+    """cancel-op as `python -m bot serve` runs it, the poller included."""
+    import socket
 
     from bot.allowlist import load_allowlist
     from bot.config import Settings
     from bot.google_auth import AnonymousTokens
-    from bot.server import running_bot, web_app
+    from bot.server import serve
 
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
     env = {
         "SLACK_BOT_TOKEN": TOKEN,
         "SLACK_SIGNING_SECRET": SECRET,
         "SLACK_API_URL": f"{slack_url}/api/",
         "OPERATIONS_API_URL": f"{google_url}/v1",
         "GOOGLE_AUTH": "anonymous",
+        "PORT": str(port),
     }
     settings = Settings.from_env(env)
     policy = load_allowlist(Path(allowlist), settings.operations_service)
+    if os.environ.get("BENCH_GC_LOG"):
+        _log_gc_pauses()
+    asyncio.run(
+        serve(settings, redis_url, policy, AnonymousTokens(), host="127.0.0.1",
+              on_listening=lambda: print(port, flush=True))
+    )  # fmt: skip
 
-    async def main() -> None:
-        async with running_bot(settings, redis_url, policy, AnonymousTokens()) as bot:
-            runner = web.AppRunner(web_app(bot), access_log=None)
-            await runner.setup()
-            await web.TCPSite(runner, "127.0.0.1", 0).start()
-            print(runner.addresses[0][1], flush=True)
-            await asyncio.Event().wait()
 
-    asyncio.run(main())
+def _log_gc_pauses() -> None:
+    """BENCH_GC_LOG=1: print each garbage collection over 10 ms to stderr."""
+    import gc
+
+    started: list[float] = [0.0]
+
+    def timed(phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            started[0] = time.perf_counter()
+        elif (pause := time.perf_counter() - started[0]) > 0.01:
+            print(f"gc generation {info['generation']}: {pause * 1000:.0f} ms", file=sys.stderr)
+
+    gc.callbacks.append(timed)
 
 
 def _run_aiohttp(application: object) -> None:
@@ -127,11 +149,14 @@ def _run_aiohttp(application: object) -> None:
 
 
 async def measure(url: str, requests: int, concurrency: int) -> list[float]:
+    """aiohttp rather than httpx: a cheaper client, so the figures are the app's own."""
+    import aiohttp
+
     verifier = SignatureVerifier(SECRET)
     latencies: list[float] = []
     counter = iter(range(requests))
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    async with httpx.AsyncClient(limits=limits, timeout=30) as client:
+    connector = aiohttp.TCPConnector(limit=concurrency)
+    async with aiohttp.ClientSession(connector=connector) as client:
 
         async def worker() -> None:
             for i in counter:
@@ -146,10 +171,11 @@ async def measure(url: str, requests: int, concurrency: int) -> list[float]:
                     "X-Slack-Signature": str(verifier.generate_signature(timestamp=ts, body=body)),
                 }
                 started = time.perf_counter()
-                response = await client.post(url, content=body, headers=headers)
+                async with client.post(url, data=body.encode(), headers=headers) as response:
+                    text = await response.text()
                 latencies.append(time.perf_counter() - started)
-                if response.status_code != 200:
-                    raise SystemExit(f"{url} answered {response.status_code}: {response.text}")
+                if response.status != 200:
+                    raise SystemExit(f"{url} answered {response.status}: {text}")
 
         await asyncio.gather(*(worker() for _ in range(concurrency)))
     return latencies
@@ -171,9 +197,15 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--google-latency", type=float, default=5.0)
+    parser.add_argument("--rounds", type=int, default=4)
+    parser.add_argument("--pin", action=argparse.BooleanOptionalAction,
+                        default=len(os.sched_getaffinity(0)) >= 2)  # fmt: skip
     parser.add_argument("--role", default="driver")
     parser.add_argument("args", nargs="*")
     options = parser.parse_args()
+    cores = sorted(os.sched_getaffinity(0))
+    if options.pin:  # before any child starts: children inherit it
+        os.sched_setaffinity(0, cores[-1:] if options.role in ("bare", "ours") else cores[:-1])
     if options.role == "standins":
         return serve_standins(float(options.args[0]))
     if options.role == "bare":
@@ -203,15 +235,26 @@ def main() -> None:
             "bare Bolt": f"http://127.0.0.1:{bare_port}/slack/events",
             "cancel-op": f"http://127.0.0.1:{ours_port}/slack/events",
         }
-        print(f"{options.requests} signed /cancel-op requests per cell; stand-in Operations API "
-              f"answers in {options.google_latency:g} s; {os.cpu_count()} cores")  # fmt: skip
+        pinned = (
+            f"apps pinned to core {cores[-1]}, the rest to {cores[:-1]}"
+            if options.pin
+            else ("not pinned")
+        )
+        print(f"{options.requests} signed /cancel-op requests per app and concurrency, in "
+              f"{options.rounds} alternating rounds; stand-in Operations API answers in "
+              f"{options.google_latency:g} s; {len(cores)} cores, {pinned}")  # fmt: skip
         print(f"{'concurrency':>11} {'app':>10} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8}")
+        per_round = max(1, options.requests // options.rounds)
         for concurrency in (10, 50):
-            results = {}
-            for label, url in apps.items():
-                asyncio.run(measure(url, 200, concurrency))  # warm up connections and caches
-                results[label] = asyncio.run(measure(url, options.requests, concurrency))
-                lat = results[label]
+            results: dict[str, list[float]] = {label: [] for label in apps}
+            for url in apps.values():  # warm up connections and caches
+                asyncio.run(measure(url, 200, concurrency))
+            time.sleep(options.google_latency + 1)
+            for _ in range(options.rounds):
+                for label, url in apps.items():
+                    results[label] += asyncio.run(measure(url, per_round, concurrency))
+                    time.sleep(options.google_latency + 1)
+            for label, lat in results.items():
                 print(f"{concurrency:>11} {label:>10} {percentile(lat, 50) * 1000:8.2f} "
                       f"{percentile(lat, 99) * 1000:8.2f} {max(lat) * 1000:8.2f}")  # fmt: skip
             ratio = percentile(results["cancel-op"], 99) / percentile(results["bare Bolt"], 99)
