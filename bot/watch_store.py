@@ -88,15 +88,18 @@ return 1
 """
 
 # Renewal checks each token too: a worker keeps a lease only while it still holds it.
-# One call renews every watch a worker holds; it returns the ones it no longer holds.
+# One call renews every watch a worker holds; it returns the ones another worker holds
+# now. A claim that is gone was released by its own step (saved or finished) while the
+# renewal was on its way: not lost.
 _RENEW = """
 local t = redis.call('TIME')
 local due = t[1] * 1000 + math.floor(t[2] / 1000) + ARGV[1]
 local lost = {}
 for i = 2, #ARGV, 2 do
-  if redis.call('HGET', KEYS[2], ARGV[i]) == ARGV[i + 1] then
+  local holder = redis.call('HGET', KEYS[2], ARGV[i])
+  if holder == ARGV[i + 1] then
     redis.call('ZADD', KEYS[1], 'XX', due, ARGV[i])
-  else
+  elseif holder then
     table.insert(lost, ARGV[i])
   end
 end
