@@ -9,11 +9,14 @@ import os
 import socket
 import subprocess
 import sys
+import threading
+import time
 from typing import Any
 
 import httpx
 
 from bot.sandbox import workspace
+from bot.standins.slack_client import LONG_POLL_SECONDS
 from tests.sandbox_process import Sandbox, start_sandbox
 from tests.slack_driver import wait_for
 
@@ -140,3 +143,23 @@ def test_a_command_no_app_offers_is_answered_by_slackbot_alone(sandbox: Sandbox)
     assert [(e["author"], e["text"]) for e in told] == [
         ("USLACKBOT", ":warning: /cancel is not a valid command.")
     ]
+
+
+def test_ctrl_c_answers_an_open_page_and_stops_without_waiting_for_it() -> None:
+    sandbox = start_sandbox()
+    version = state(sandbox, workspace.ONCALL)["version"]
+    answers: list[int] = []
+
+    def wait_like_the_page() -> None:
+        url = f"{sandbox.url}/client/state?user={workspace.ONCALL}&since={version}"
+        answers.append(httpx.get(url, timeout=60).status_code)
+
+    page = threading.Thread(target=wait_like_the_page)
+    page.start()
+    time.sleep(0.5)  # the page's long poll is waiting for a change
+    started = time.monotonic()
+    sandbox.stop()
+    page.join(timeout=30)
+    assert answers == [200]
+    assert sandbox.process.returncode == 0
+    assert time.monotonic() - started < LONG_POLL_SECONDS / 2  # not held by the poll

@@ -62,6 +62,7 @@ class SlackClientApi:
         self._users = users  # id -> display name
         self._ids = itertools.count(1)
         self._http: aiohttp.ClientSession | None = None
+        self._stopping = False
 
     def add_routes(self, app: web.Application) -> None:
         app.router.add_get("/client/state", self._state)
@@ -75,6 +76,11 @@ class SlackClientApi:
         ):
             app.router.add_post(f"/client/{route}", _answering(handler))
         app.cleanup_ctx.append(self._session)
+        app.on_shutdown.append(self._stop_waiting)
+
+    async def _stop_waiting(self, _: web.Application) -> None:
+        """Answer the pages' long polls at once, so stopping never waits for them."""
+        self._stopping = True
 
     async def _session(self, _: web.Application) -> AsyncIterator[None]:
         async with aiohttp.ClientSession() as self._http:
@@ -89,7 +95,11 @@ class SlackClientApi:
         except ValueError:
             since = -1
         deadline = time.monotonic() + LONG_POLL_SECONDS
-        while self._standin.state.version == since and time.monotonic() < deadline:
+        while (
+            self._standin.state.version == since
+            and time.monotonic() < deadline
+            and not self._stopping
+        ):
             await asyncio.sleep(0.1)
         state = self._standin.state
         modals = [state.views[v] for v in state.modal_stacks.get(user, []) if v in state.views]
