@@ -17,6 +17,7 @@ import httpx
 
 from bot.sandbox import workspace
 from tests.sandbox_process import start_sandbox
+from tests.slack_driver import wait_for
 
 
 def rss_mb(pid: int) -> float:
@@ -30,16 +31,6 @@ def rss_mb(pid: int) -> float:
             if line.startswith("VmRSS:"):
                 total += int(line.split()[1])
     return total / 1024
-
-
-def until(predicate: Any, timeout: float = 60) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        found = predicate()
-        if found:
-            return found
-        time.sleep(0.01)
-    raise TimeoutError
 
 
 def one_run() -> dict[str, float]:
@@ -59,12 +50,12 @@ def one_run() -> dict[str, float]:
         http.post("/client/action", json={"user": user, "channel": alert["channel"],
                                           "ts": alert["ts"], "action_id": "cancel_op",
                                           "value": name})  # fmt: skip
-        modal = until(lambda: [m for m in seen()["modals"] if m.get("submit")])[0]
+        modal = wait_for(lambda: [m for m in seen()["modals"] if m.get("submit")])[0]
         shown = time.monotonic() - clicked
         submitted = time.monotonic()
         http.post("/client/submit", json={"user": user, "view_id": modal["id"]})
         thread = alert["ts"]
-        until(lambda: [m for m in seen()["messages"]
+        wait_for(lambda: [m for m in seen()["messages"]
                        if m["thread_ts"] == thread and "(CANCELLED)" in m["text"]])  # fmt: skip
         ended = time.monotonic() - submitted
         memory = rss_mb(sandbox.process.pid)
