@@ -7,6 +7,7 @@ cancel what has already ended.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 from slack_sdk.errors import SlackApiError
@@ -17,10 +18,15 @@ from bot.allowlist import Action, Decision
 from bot.confirmation import ConfirmContext
 from bot.names import OperationName
 from bot.operations import OperationsError
+from bot.rpc import RpcCode
 from bot.services import Services
 from bot.slack_posts import slack_error
 
 log = logging.getLogger(__name__)
+
+# Someone is looking at the modal: past this, tell them Google is slow rather than keep
+# them on "Looking up…" through retries and the queue of calls to Google.
+LOOKUP_DEADLINE_SECONDS = 8.0
 
 
 async def confirm_if_allowed(
@@ -53,7 +59,11 @@ async def confirm_if_allowed(
         shown = await client.views_open(trigger_id=trigger_id, view=loading)
     view = shown["view"]
     try:
-        operation = await services.operations.get(name)
+        async with asyncio.timeout(LOOKUP_DEADLINE_SECONDS):
+            operation = await services.operations.get(name)
+    except TimeoutError:
+        slow = OperationsError(RpcCode.DEADLINE_EXCEEDED, "")  # ours, not Google's: no text
+        content = messages.lookup_failed_view(name, slow)
     except OperationsError as exc:
         content = messages.lookup_failed_view(name, exc)
     else:

@@ -7,6 +7,7 @@ from collections.abc import Callable
 import httpx
 import pytest
 
+import bot.confirm_modal
 from bot.standins.operations_api import OperationsStandIn
 from bot.standins.slack_api import SlackStandIn
 from tests.conftest import ONCALL, ROTATION, ROTATION_MEMBER, STRANGER, RunningBot
@@ -206,3 +207,19 @@ def test_an_expired_trigger_is_reported_to_the_user(
     running.driver.command(OP, user=ONCALL)
     reply = wait_for(lambda: slack.state.responses, what="a response_url post")
     assert "expired_trigger_id" in reply[0]["text"]
+
+
+def test_a_lookup_google_is_slow_to_answer_ends_in_the_modal_and_offers_no_cancel(
+    running: RunningBot,
+    slack: SlackStandIn,
+    google: OperationsStandIn,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(bot.confirm_modal, "LOOKUP_DEADLINE_SECONDS", 0.3)  # instead of 8 s
+    seed(google)
+    google.state.latency_seconds = 5.0
+    view = open_modal(running, slack, ONCALL)
+    assert "DEADLINE_EXCEEDED" in view_text(view)
+    assert "timed out" in view_text(view)
+    assert "submit" not in view
+    assert google.state.requests_for(OP, "cancel") == []
