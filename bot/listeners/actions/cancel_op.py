@@ -10,15 +10,13 @@ from typing import Any
 
 from slack_bolt.context.ack.async_ack import AsyncAck
 from slack_bolt.context.respond.async_respond import AsyncRespond
-from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot import messages
-from bot.confirm_modal import confirm_if_allowed
 from bot.confirmation import ConfirmContext
+from bot.listeners.open_confirmation import open_confirmation
 from bot.names import InvalidName
 from bot.services import services_of
-from bot.slack_posts import slack_error
 
 
 async def cancel_op(
@@ -31,11 +29,14 @@ async def cancel_op(
 ) -> None:
     await ack()
     services = services_of(context)
+
+    async def reply(text: str) -> None:  # a new ephemeral message; the alert stays
+        await respond(response_type="ephemeral", replace_original=False, text=text)
+
     try:
         name = services.parse_name(str(action.get("value", "")))
     except InvalidName as exc:
-        await respond(response_type="ephemeral", replace_original=False,
-                      text=messages.invalid_name_text(exc.reason))  # fmt: skip
+        await reply(messages.invalid_name_text(exc.reason))
         return
     container = body.get("container") or {}
     message = body.get("message") or {}
@@ -47,15 +48,6 @@ async def cancel_op(
         else str(message.get("thread_ts") or container.get("message_ts") or "")
     )
     confirm = ConfirmContext(str(name), body["user"]["id"], channel, thread_ts)
-    try:
-        decision = await confirm_if_allowed(
-            client, services, name, confirm, trigger_id=body["trigger_id"], step="button"
-        )
-    except SlackApiError as exc:
-        reason = slack_error(exc)
-        await respond(response_type="ephemeral", replace_original=False,
-                      text=messages.cannot_open_text(reason))  # fmt: skip
-        return
-    if not decision.allowed:
-        await respond(response_type="ephemeral", replace_original=False,
-                      text=messages.denied_text(decision, name))  # fmt: skip
+    await open_confirmation(
+        client, services, name, confirm, reply, trigger_id=body["trigger_id"], step="button"
+    )

@@ -2,24 +2,19 @@
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 from slack_bolt.context.ack.async_ack import AsyncAck
 from slack_bolt.context.respond.async_respond import AsyncRespond
-from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot import messages
 from bot.allowlist import Action
-from bot.confirm_modal import confirm_if_allowed
 from bot.confirmation import ConfirmContext
+from bot.listeners.open_confirmation import open_confirmation
 from bot.names import InvalidName, OperationName, OperationParent, parse_parent
 from bot.operations import OperationsError
 from bot.services import Services, services_of
-from bot.slack_posts import slack_error
-
-log = logging.getLogger(__name__)
 
 
 async def cancel_op(
@@ -60,18 +55,13 @@ async def _confirm(
     command: dict[str, Any],
     name: OperationName,
 ) -> None:
+    async def reply(text: str) -> None:
+        await respond(response_type="ephemeral", text=text)
+
     confirm = ConfirmContext(str(name), command["user_id"], command["channel_id"])
-    try:
-        decision = await confirm_if_allowed(
-            client, services, name, confirm, trigger_id=command["trigger_id"], step="command"
-        )
-    except SlackApiError as exc:
-        reason = slack_error(exc)
-        log.warning("confirmation modal not opened", extra={"slack_error": reason})
-        await respond(response_type="ephemeral", text=messages.cannot_open_text(reason))
-        return
-    if not decision.allowed:
-        await respond(response_type="ephemeral", text=messages.denied_text(decision, name))
+    await open_confirmation(
+        client, services, name, confirm, reply, trigger_id=command["trigger_id"], step="command"
+    )
 
 
 async def _read(

@@ -11,12 +11,11 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot import messages
-from bot.confirm_modal import confirm_if_allowed
 from bot.confirmation import ConfirmContext
 from bot.listeners.message_text import message_texts
+from bot.listeners.open_confirmation import cannot_open, open_confirmation
 from bot.names import find_operation_names
 from bot.services import services_of
-from bot.slack_posts import slack_error
 
 
 async def cancel_op_from_message(
@@ -28,27 +27,27 @@ async def cancel_op_from_message(
 ) -> None:
     await ack()
     services = services_of(context)
+
+    async def reply(text: str) -> None:
+        await respond(response_type="ephemeral", text=text)
+
     message = shortcut.get("message") or {}
     names = find_operation_names(message_texts(message))
     if not names:
-        await respond(response_type="ephemeral", text=messages.no_name_found_text())
+        await reply(messages.no_name_found_text())
         return
     # Follow-ups go into the alert's thread (or the thread it already sits in).
     thread_ts = str(message.get("thread_ts") or message.get("ts") or "")
     confirm = ConfirmContext("", shortcut["user"]["id"], shortcut["channel"]["id"], thread_ts)
-    try:
-        if len(names) > 1:
-            view = messages.pick_view(names, services.signer.dump(confirm))
+    if len(names) > 1:
+        view = messages.pick_view(names, services.signer.dump(confirm))
+        try:
             await client.views_open(trigger_id=shortcut["trigger_id"], view=view)
-            return
-        name = names[0]
-        decision = await confirm_if_allowed(
-            client, services, name, replace(confirm, operation=str(name)),
-            trigger_id=shortcut["trigger_id"], step="shortcut",
-        )  # fmt: skip
-    except SlackApiError as exc:
-        reason = slack_error(exc)
-        await respond(response_type="ephemeral", text=messages.cannot_open_text(reason))
+        except SlackApiError as exc:
+            await cannot_open(reply, exc)
         return
-    if not decision.allowed:
-        await respond(response_type="ephemeral", text=messages.denied_text(decision, name))
+    name = names[0]
+    await open_confirmation(
+        client, services, name, replace(confirm, operation=str(name)), reply,
+        trigger_id=shortcut["trigger_id"], step="shortcut",
+    )  # fmt: skip
