@@ -26,8 +26,11 @@ ALLOWLIST = """bindings:
 
 def buildpack_python() -> str:
     """The Python that .python-version names, as the buildpacks pick, when on PATH; else ours."""
-    wanted = (ROOT / ".python-version").read_text().strip()
-    return shutil.which(f"python{wanted}") or sys.executable
+    wanted = shutil.which(f"python{(ROOT / '.python-version').read_text().strip()}")
+    # A version manager's shim may be on PATH for a version that is not installed.
+    if wanted and subprocess.run([wanted, "--version"], capture_output=True).returncode == 0:
+        return wanted
+    return sys.executable
 
 
 def install(scratch: Path) -> Path:
