@@ -69,7 +69,7 @@ class EmbeddedRedis:
                 "Use a shorter directory",
             )
         try:
-            self.data_dir.mkdir(parents=True, exist_ok=True)
+            self.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         except OSError as exc:
             raise StartupError(
                 "BOT_DATA_DIR",
