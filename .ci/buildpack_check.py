@@ -1,6 +1,7 @@
 """Install and start the bot as Heroku's and Google Cloud's Python buildpacks do: a fresh venv,
 `pip install -r requirements.txt`, the project itself without dependencies, then the
-Procfile's `web` command, which must answer GET /healthz with 200 on $PORT (Redis embedded)."""
+Procfile's `web` command, which must answer GET /healthz with 200 on $PORT (Redis embedded)
+and exit 0 on SIGTERM."""
 
 from __future__ import annotations
 
@@ -61,11 +62,20 @@ def healthz_status(port: int) -> int | None:
         return None
 
 
+def procfile_web() -> str:
+    for line in (ROOT / "Procfile").read_text().splitlines():
+        kind, _, command = line.partition(":")
+        if kind.strip() == "web":
+            return command.strip()
+    raise SystemExit("Procfile has no web process")
+
+
 def serve_until_healthy(python: Path, scratch: Path) -> bool:
     (scratch / "allowlist.yaml").write_text(ALLOWLIST)
     port = free_port()
     env = {
-        "PATH": os.environ.get("PATH", ""),
+        # The venv first, as a buildpack's image has it: `python` is the venv's.
+        "PATH": f"{python.parent}{os.pathsep}{os.environ.get('PATH', '')}",
         "HOME": str(scratch),
         "PORT": str(port),
         "SLACK_BOT_TOKEN": "xoxb-0000-buildpack-check",
@@ -74,9 +84,16 @@ def serve_until_healthy(python: Path, scratch: Path) -> bool:
         "ALLOWLIST_FILE": str(scratch / "allowlist.yaml"),
         "BOT_DATA_DIR": str(scratch / "data"),
     }
-    # From the scratch folder, so `bot` is the installed copy, not this checkout.
+    command = procfile_web()
+    print(f"Procfile web: {command}")
+    # From the scratch folder, so `bot` is the installed copy, not this checkout; `exec`, so
+    # SIGTERM reaches the bot itself, as the platform sends it.
     process = subprocess.Popen(
-        [str(python), "-m", "bot", "serve"], cwd=scratch, env=env, stderr=subprocess.PIPE, text=True
+        ["/bin/sh", "-c", f"exec {command}"],
+        cwd=scratch,
+        env=env,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     try:
         deadline = time.monotonic() + START_TIMEOUT_SECONDS
@@ -95,7 +112,7 @@ def serve_until_healthy(python: Path, scratch: Path) -> bool:
             process.kill()
             _, stderr = process.communicate()
     if status != 200 or process.returncode != 0:
-        print(f"python -m bot serve exited with {process.returncode}:\n{stderr}", file=sys.stderr)
+        print(f"{command} exited with {process.returncode}:\n{stderr}", file=sys.stderr)
         return False
     return True
 
