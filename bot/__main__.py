@@ -15,6 +15,7 @@ from bot.config import Settings, StartupError
 from bot.google_auth import AnonymousTokens, CredentialsError, GoogleTokens, TokenSource
 from bot.logs import configure_logging
 from bot.redis_server import EmbeddedRedis
+from bot.redis_startup import wait_for_redis
 
 log = logging.getLogger("cancel_op")
 
@@ -39,7 +40,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings = Settings.from_env(os.environ, needs_slack_requests=args.command == "serve")
         allowlist = _load_allowlist(settings)
         redis_url = settings.redis_url
-        if redis_url is None:
+        if redis_url is not None:
+            wait_for_redis(redis_url)
+        elif args.command == "worker":
+            raise StartupError(
+                "REDIS_URL",
+                "is required by `worker`",
+                "Set it to the Redis that `serve` uses (an embedded Redis belongs to its serve)",
+            )
+        else:
             embedded = EmbeddedRedis(settings.data_dir)
             redis_url = embedded.start()
         tokens = _google_tokens(settings)
