@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ssl
 import time
+from collections.abc import Iterator
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import redis
@@ -48,7 +49,7 @@ def wait_for_redis(url: str, timeout: float = START_TIMEOUT_SECONDS) -> None:
                 raise StartupError(
                     "REDIS_URL", f"{shown}: the TLS handshake failed ({tls_problem})", _TLS_FIX
                 ) from None
-            if "closed by server" in str(exc) and urlsplit(url).scheme == "redis":
+            if urlsplit(url).scheme == "redis" and _hung_up(exc):
                 raise StartupError(
                     "REDIS_URL",
                     f"{shown} closed the connection without answering (a TLS-only port?)",
@@ -58,16 +59,19 @@ def wait_for_redis(url: str, timeout: float = START_TIMEOUT_SECONDS) -> None:
         finally:
             client.close()
         time.sleep(min(_RETRY_SECONDS, max(0.0, deadline - time.monotonic())))
+    fix = "Check the host and port, that the server runs, and that this machine may reach it"
+    if urlsplit(url).scheme == "rediss":  # a plain port waits for ever on a TLS hello
+        fix += "; a port without TLS needs redis://, not rediss://"
     raise StartupError(
-        "REDIS_URL",
-        f"{shown} did not answer within {timeout:g} s ({last_problem})",
-        "Check the host and port, that the server runs, and that this machine may reach it",
+        "REDIS_URL", f"{shown} did not answer within {timeout:g} s ({last_problem})", fix
     )
 
 
 def redacted_url(url: str) -> str:
     """The URL with its password (in the authority or the query) replaced by ***."""
     parts = urlsplit(url)
+    if parts.password is None and "password" not in dict(parse_qsl(parts.query)):
+        return url
     netloc = parts.netloc
     if parts.password is not None:
         host = netloc.rpartition("@")[2]
@@ -94,9 +98,23 @@ def _password_refused(shown: str, url: str, exc: redis.AuthenticationError) -> S
 
 def _tls_failure(exc: BaseException) -> str | None:
     """The SSL error behind a connection error, if the TLS handshake is what failed."""
-    seen: BaseException | None = exc
-    while seen is not None:
+    for seen in _chain(exc):
         if isinstance(seen, ssl.SSLError):
             return str(getattr(seen, "reason", None) or seen)
+    return None
+
+
+def _hung_up(exc: BaseException) -> bool:
+    """The server took the connection and dropped it unanswered, as a TLS-only port does
+    with plain text (a server still starting refuses the connection instead)."""
+    return "closed by server" in str(exc) or any(
+        isinstance(seen, ConnectionResetError) or "reset by peer" in str(seen)
+        for seen in _chain(exc)
+    )
+
+
+def _chain(exc: BaseException) -> Iterator[BaseException]:
+    seen: BaseException | None = exc
+    while seen is not None:
+        yield seen
         seen = seen.__cause__ or seen.__context__
-    return "TLS" if "SSL" in str(exc) else None
