@@ -7,6 +7,7 @@ import argparse
 import asyncio
 import logging
 import os
+import signal
 import sys
 from collections.abc import Sequence
 
@@ -30,6 +31,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     configure_logging()
+    # SIGTERM before the event loop takes it over (waiting for Redis) ends start-up like Ctrl-C.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     embedded: EmbeddedRedis | None = None
     try:
         if args.command == "sandbox":

@@ -16,7 +16,7 @@ log = logging.getLogger(__name__)
 # SIGTERM to exit within 8 s (Cloud Run allows 10): steps get STEP_GRACE_SECONDS, the
 # hand-back HAND_BACK_SECONDS, and the rest of the budget goes to closing connections.
 STEP_GRACE_SECONDS = 3.0
-HAND_BACK_SECONDS = 1.5
+HAND_BACK_SECONDS = 1.0
 
 
 async def finish_or_hand_back(tasks: Mapping[asyncio.Task[None], Claim], store: WatchStore) -> None:

@@ -118,3 +118,18 @@ def test_sigterm_exits_0_in_time_while_calls_hang_and_hands_the_watches_back(
     assert len([m for m in slack.state.messages if POSTING in m.text
                 and "asked to cancel" in m.text]) == 1  # fmt: skip
     assert len(google.state.requests_for(POSTING, "cancel")) == 1
+
+
+def test_sigterm_while_waiting_for_redis_at_start_up_exits_0(
+    tmp_path: Path, slack_server: tuple[SlackStandIn, BackgroundServer]
+) -> None:
+    silent_redis = SilentServer()
+    waiting = bot_process("worker", tmp_path, f"redis://127.0.0.1:{silent_redis.port}/0",
+                          slack_server[1].url, "http://127.0.0.1:1")  # fmt: skip
+    try:
+        wait_for(lambda: silent_redis.connections, timeout=30, what="the start-up Redis check")
+        waiting.send_signal(signal.SIGTERM)
+        assert waiting.wait(timeout=EXIT_DEADLINE_SECONDS) == 0
+    finally:
+        waiting.kill()
+        silent_redis.close()
