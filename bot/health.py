@@ -30,9 +30,9 @@ _REDIS_CHECK_SECONDS = 2.0
 
 def health_app(store: redis.Redis, watcher: Watcher) -> web.Application:
     async def health(_: web.Request) -> web.Response:
-        redis_state = await redis_write_problem(store)
+        redis_trouble = await redis_write_problem(store)
         poller = watcher.snapshot()
-        reasons = [f"redis {redis_state}"] if redis_state else []
+        reasons = [f"redis {' '.join(redis_trouble)}"] if redis_trouble else []
         age = poller["last_loop_age_seconds"]
         if age is None:
             reasons.append("the poller has not run its loop yet")
@@ -41,7 +41,7 @@ def health_app(store: redis.Redis, watcher: Watcher) -> web.Application:
         body: dict[str, Any] = {
             "status": "unhealthy" if reasons else "ok",
             "reason": "; ".join(reasons) or None,
-            "redis": "ok" if redis_state is None else redis_state.split(" (")[0],
+            "redis": redis_trouble[0] if redis_trouble else "ok",
             "poller": poller,
         }
         return web.json_response(body, status=503 if reasons else 200)
@@ -58,14 +58,14 @@ def health_app(store: redis.Redis, watcher: Watcher) -> web.Application:
     return application
 
 
-async def redis_write_problem(store: redis.Redis) -> str | None:
-    """None when Redis took a write just now; else what is wrong, starting with a state."""
+async def redis_write_problem(store: redis.Redis) -> tuple[str, str] | None:
+    """None when Redis took a write just now; else its state and why."""
     try:
         await asyncio.wait_for(
             store.set(HEALTH_KEY, "ok", px=HEALTH_KEY_TTL_MS), _REDIS_CHECK_SECONDS
         )
     except redis.ResponseError as exc:  # read-only replica, maxmemory reached
-        return f"refuses writes ({exc})"
+        return "refuses writes", f"({exc})"
     except (redis.RedisError, TimeoutError, OSError) as exc:
-        return f"unavailable ({type(exc).__name__})"
+        return "unavailable", f"({type(exc).__name__})"
     return None
