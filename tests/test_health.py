@@ -3,6 +3,8 @@ replica); every process serves both; /metrics counts a real cancel end to end.""
 
 from __future__ import annotations
 
+import contextlib
+import os
 import signal
 import subprocess
 import sys
@@ -14,6 +16,7 @@ import pytest
 import redis
 from prometheus_client.parser import text_string_to_metric_families
 
+import bot.health
 from bot.standins.operations_api import OperationsStandIn
 from bot.standins.runner import BackgroundServer
 from bot.standins.slack_api import SlackStandIn
@@ -21,6 +24,7 @@ from tests.conftest import ONCALL, RunningBot
 from tests.listeners.flow import OP, confirm, open_modal, seed, view_text
 from tests.redis_processes import free_port, redis_process
 from tests.slack_driver import wait_for
+from tests.test_shutdown import add_watches
 from tests.test_startup import base_env, workdir
 
 __all__ = ["workdir"]  # fixture used by name below
@@ -86,22 +90,32 @@ def test_a_full_redis_makes_healthz_503_with_the_reason(
         client.close()
 
 
-def test_a_read_only_replica_makes_healthz_503_with_the_reason(
-    tmp_path: Path, start_bot: Callable[..., RunningBot]
+def test_a_read_only_replica_and_a_stalled_poller_make_healthz_503_with_the_reasons(
+    tmp_path: Path, start_bot: Callable[..., RunningBot], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    primary, replica = free_port(), free_port()
+    monkeypatch.setattr(bot.health, "LOOP_STALE_SECONDS", 1.0)  # instead of waiting 30 s
+    first, other = free_port(), free_port()
     with (
-        redis_process(tmp_path / "primary", "--port", str(primary), "--bind", "127.0.0.1",
-                      ready_url=f"redis://127.0.0.1:{primary}/0"),
-        redis_process(tmp_path / "replica", "--port", str(replica), "--bind", "127.0.0.1",
-                      "--replicaof", "127.0.0.1", str(primary),
-                      ready_url=f"redis://127.0.0.1:{replica}/0"),
+        redis_process(tmp_path / "first", "--port", str(first), "--bind", "127.0.0.1",
+                      ready_url=f"redis://127.0.0.1:{first}/0"),
+        redis_process(tmp_path / "other", "--port", str(other), "--bind", "127.0.0.1",
+                      ready_url=f"redis://127.0.0.1:{other}/0"),
     ):  # fmt: skip
-        running = start_bot(redis=f"redis://127.0.0.1:{replica}/0", **FAST)
+        running = start_bot(redis=f"redis://127.0.0.1:{first}/0", **FAST)
+        healthz_when(running.server.url, 200)
+        client = redis.Redis(port=first)
+        client.replicaof("127.0.0.1", str(other))  # now a read-only replica
+        # A due watch arrives by replication; claiming it is a write, so the poller stalls.
+        add_watches(f"redis://127.0.0.1:{other}/0")
         body = healthz_when(running.server.url, 503).json()
-        assert body["redis"] == "refuses writes"
+        assert body["redis"] == "refuses writes" and body["status"] == "unhealthy"
         assert "read only replica" in body["reason"]
-        assert body["status"] == "unhealthy"
+        wait_for(lambda: "the poller's loop last ran" in
+                 httpx.get(f"{running.server.url}/healthz").json()["reason"],
+                 what="the stalled poller in /healthz")  # fmt: skip
+        client.replicaof("NO", "ONE")
+        healthz_when(running.server.url, 200)
+        client.close()
 
 
 def test_metrics_count_a_real_cancel_and_a_slack_error(
@@ -197,3 +211,40 @@ def test_a_port_in_use_stops_start_up_with_one_line(workdir: Path, redis_url: st
     assert result.returncode == 2, result.stderr
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("cancel-op: PORT: cannot listen on")
+
+
+def listening_ports(pid: int) -> set[int]:
+    """TCP ports a process listens on, from its socket descriptors and /proc/net (Linux)."""
+    inodes = set()
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        with contextlib.suppress(OSError):
+            target = os.readlink(fd)
+            if target.startswith("socket:["):
+                inodes.add(target.removeprefix("socket:[").rstrip("]"))
+    ports = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            fields = line.split()
+            if fields[3] == "0A" and fields[9] in inodes:  # 0A: LISTEN
+                ports.add(int(fields[1].rsplit(":", 1)[1], 16))
+    return ports
+
+
+@pytest.mark.parametrize("port_set", [True, False], ids=["PORT-set", "PORT-unset"])
+def test_a_worker_listens_on_port_only_when_it_is_set(
+    port_set: bool, workdir: Path, redis_url: str
+) -> None:
+    env = base_env(workdir, REDIS_URL=redis_url)
+    port = int(env["PORT"])
+    if not port_set:
+        del env["PORT"]
+    log = workdir / "worker.log"
+    with log.open("wb") as output:
+        process = subprocess.Popen([sys.executable, "-m", "bot", "worker"], env=env,
+                                   stdout=output, stderr=output)  # fmt: skip
+    try:
+        wait_for(lambda: "poller started" in log.read_text(), timeout=30, what="the worker")
+        assert listening_ports(process.pid) == ({port} if port_set else set())
+    finally:
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=20) == 0
