@@ -7,6 +7,7 @@ import argparse
 import asyncio
 import logging
 import os
+import signal
 import sys
 from collections.abc import Sequence
 
@@ -15,6 +16,7 @@ from bot.config import Settings, StartupError
 from bot.google_auth import AnonymousTokens, CredentialsError, GoogleTokens, TokenSource
 from bot.logs import configure_logging
 from bot.redis_server import EmbeddedRedis
+from bot.redis_startup import wait_for_redis
 
 log = logging.getLogger("cancel_op")
 
@@ -29,6 +31,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     configure_logging()
+    # SIGTERM before the event loop takes it over (waiting for Redis) ends start-up like Ctrl-C.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     embedded: EmbeddedRedis | None = None
     try:
         if args.command == "sandbox":
@@ -39,7 +43,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings = Settings.from_env(os.environ, needs_slack_requests=args.command == "serve")
         allowlist = _load_allowlist(settings)
         redis_url = settings.redis_url
-        if redis_url is None:
+        if redis_url is not None:
+            wait_for_redis(redis_url)
+        elif args.command == "worker":
+            raise StartupError(
+                "REDIS_URL",
+                "is required by `worker`",
+                "Set it to the Redis that `serve` uses (an embedded Redis belongs to its serve)",
+            )
+        else:
             embedded = EmbeddedRedis(settings.data_dir)
             redis_url = embedded.start()
         tokens = _google_tokens(settings)

@@ -9,6 +9,17 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 DEFAULT_OPERATIONS_API_URL = "https://cloudaicompanion.googleapis.com/v1"
+DEFAULT_PORT = 3000
+
+# Numeric bounds: beyond them a value is a typo or would break Redis (scores and TTLs in
+# milliseconds), so start-up refuses it instead of failing later.
+POLL_SECONDS_RANGE = (0.01, 3600.0)  # a poll at least once an hour
+POLL_MULTIPLIER_RANGE = (1.0, 10.0)
+WATCH_TIMEOUT_RANGE = (1.0, 7 * 86_400.0)  # a week: longer-running operations need a person
+# Renewal runs every lease/3 and each Redis call may take up to 2 s; 10 min of a dead
+# worker holding a watch is the most anyone would wait.
+WATCH_LEASE_RANGE = (2.0, 600.0)
+PORT_RANGE = (1, 65535)
 
 
 class StartupError(Exception):
@@ -25,7 +36,7 @@ class Settings:
     slack_signing_secret: str
     slack_app_token: str
     slack_api_url: str | None
-    port: int
+    port: int | None  # None: PORT unset (serve listens on DEFAULT_PORT, worker on none)
     redis_url: str | None
     data_dir: Path
     operations_api_url: str
@@ -37,6 +48,10 @@ class Settings:
     poll_max_seconds: float
     watch_timeout_seconds: float
     watch_lease_seconds: float
+
+    @property
+    def http_port(self) -> int:
+        return DEFAULT_PORT if self.port is None else self.port
 
     @property
     def socket_mode(self) -> bool:
@@ -65,8 +80,8 @@ class Settings:
                 "is required in HTTP mode",
                 "Set it to the app's Signing Secret, or set SLACK_APP_TOKEN for Socket Mode",
             )
-        poll_initial = read.number("POLL_INITIAL_SECONDS", 1.0, minimum=0.01)
-        poll_max = read.number("POLL_MAX_SECONDS", 20.0, minimum=0.01)
+        poll_initial = read.number("POLL_INITIAL_SECONDS", 1.0, POLL_SECONDS_RANGE)
+        poll_max = read.number("POLL_MAX_SECONDS", 20.0, POLL_SECONDS_RANGE)
         if poll_max < poll_initial:
             raise StartupError(
                 "POLL_MAX_SECONDS",
@@ -78,7 +93,7 @@ class Settings:
             slack_signing_secret=signing_secret,
             slack_app_token=app_token,
             slack_api_url=read.url("SLACK_API_URL", None),
-            port=int(read.number("PORT", 3000, minimum=1, maximum=65535, whole=True)),
+            port=read.whole_number("PORT", PORT_RANGE),
             redis_url=read.redis_url(),
             data_dir=Path(read.text("BOT_DATA_DIR", "./.cancel-op")),
             operations_api_url=read.url("OPERATIONS_API_URL", DEFAULT_OPERATIONS_API_URL)
@@ -87,10 +102,10 @@ class Settings:
             google_auth=read.choice("GOOGLE_AUTH", "adc", ("adc", "anonymous")),
             allowlist_file=Path(read.text("ALLOWLIST_FILE", "allowlist.yaml")),
             poll_initial_seconds=poll_initial,
-            poll_multiplier=read.number("POLL_MULTIPLIER", 1.5, minimum=1.0),
+            poll_multiplier=read.number("POLL_MULTIPLIER", 1.5, POLL_MULTIPLIER_RANGE),
             poll_max_seconds=poll_max,
-            watch_timeout_seconds=read.number("WATCH_TIMEOUT_SECONDS", 21600, minimum=1),
-            watch_lease_seconds=read.number("WATCH_LEASE_SECONDS", 60, minimum=1),
+            watch_timeout_seconds=read.number("WATCH_TIMEOUT_SECONDS", 21600, WATCH_TIMEOUT_RANGE),
+            watch_lease_seconds=read.number("WATCH_LEASE_SECONDS", 15, WATCH_LEASE_RANGE),
         )
 
 
@@ -107,26 +122,28 @@ class _Reader:
             raise StartupError(name, "is not set", fix[0].upper() + fix[1:])
         return value
 
-    def number(
-        self,
-        name: str,
-        default: float,
-        *,
-        minimum: float,
-        maximum: float | None = None,
-        whole: bool = False,
-    ) -> float:
+    def number(self, name: str, default: float, bounds: tuple[float, float]) -> float:
         raw = self.text(name, "")
         if not raw:
             return default
         try:
-            value = int(raw) if whole else float(raw)
+            value = float(raw)
         except ValueError:
-            kind = "a whole number" if whole else "a number"
-            raise StartupError(name, f"{raw!r} is not {kind}", f"Set it to {kind}") from None
-        if value != value or value < minimum or (maximum is not None and value > maximum):
-            bounds = f"at least {minimum:g}" + (f" and at most {maximum:g}" if maximum else "")
-            raise StartupError(name, f"{raw!r} is out of range", f"Set it to {bounds}")
+            raise StartupError(name, f"{raw!r} is not a number", "Set it to a number") from None
+        _check_range(name, raw, value, bounds)  # also refuses nan and inf
+        return value
+
+    def whole_number(self, name: str, bounds: tuple[int, int]) -> int | None:
+        raw = self.text(name, "")
+        if not raw:
+            return None
+        try:
+            value = int(raw)
+        except ValueError:
+            raise StartupError(
+                name, f"{raw!r} is not a whole number", "Set it to a whole number"
+            ) from None
+        _check_range(name, raw, value, bounds)
         return value
 
     def url(self, name: str, default: str | None) -> str | None:
@@ -166,3 +183,11 @@ class _Reader:
         if value not in choices:
             raise StartupError(name, f"{value!r} is not known", f"Use one of: {', '.join(choices)}")
         return value
+
+
+def _check_range(name: str, raw: str, value: float, bounds: tuple[float, float]) -> None:
+    low, high = bounds
+    if not low <= value <= high:  # False for nan too
+        raise StartupError(
+            name, f"{raw!r} is out of range", f"Set it to at least {low:g} and at most {high:g}"
+        )

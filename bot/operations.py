@@ -14,6 +14,7 @@ from urllib.parse import quote
 
 import httpx
 
+from bot import metrics
 from bot.google_auth import CredentialsError, TokenSource
 from bot.names import OperationName, OperationParent
 from bot.retry import RetryPolicy, parse_retry_after
@@ -154,12 +155,14 @@ class OperationsClient:
                 async with self._in_flight:
                     response = await self._http.request(method, url, json=body, headers=headers)
             except httpx.HTTPError as exc:
+                metrics.count_google_call(method, url, RpcCode.UNAVAILABLE.name)
                 if final:
                     raise OperationsError(
                         RpcCode.UNAVAILABLE, f"could not reach the Operations API ({exc!s})"
                     ) from exc
                 await asyncio.sleep(self._retry.delay(attempt))
                 continue
+            metrics.count_google_call(method, url, _code_name(response))
             if response.is_success:
                 return _json_or_empty(response)
             if response.status_code in _RETRYABLE_HTTP and not final:
@@ -178,6 +181,10 @@ def _json_or_empty(response: httpx.Response) -> Any:
         return response.json()
     except ValueError as exc:
         raise OperationsError(RpcCode.UNKNOWN, "the Operations API answered with non-JSON") from exc
+
+
+def _code_name(response: httpx.Response) -> str:
+    return "OK" if response.is_success else _error_from(response).code.name
 
 
 def _error_from(response: httpx.Response) -> OperationsError:

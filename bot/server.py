@@ -20,16 +20,19 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.allowlist import Allowlist
 from bot.app import build_app, build_services, build_watcher, connect_redis, slack_client
-from bot.config import Settings
+from bot.config import Settings, StartupError
 from bot.google_auth import TokenSource
+from bot.health import health_app
 from bot.http_transport import AiohttpTransport
+from bot.metrics import SlackErrorCounter
 from bot.operations import MAX_IN_FLIGHT, OperationsClient
 from bot.services import Services
 
 log = logging.getLogger(__name__)
 
 EVENTS_PATH = "/slack/events"
-HEALTH_PATH = "/healthz"
+# Requests in flight when SIGTERM comes get this long; Slack wants its ack within 3 s anyway.
+HTTP_SHUTDOWN_SECONDS = 3.0
 
 
 @dataclass(frozen=True)
@@ -53,12 +56,10 @@ async def connected(
             transport=AiohttpTransport(max_connections=MAX_IN_FLIGHT),
         ) as http,
     ):
+        slack = slack_client(settings, slack_session)
+        slack.retry_handlers.insert(0, SlackErrorCounter())  # sees every call before a retry
         try:
-            yield Clients(
-                store,
-                slack_client(settings, slack_session),
-                OperationsClient(http, settings.operations_api_url, tokens),
-            )
+            yield Clients(store, slack, OperationsClient(http, settings.operations_api_url, tokens))
         finally:
             await store.aclose()
 
@@ -85,25 +86,29 @@ def web_app(bot: Bot) -> web.Application:
         bolt_response = await bot.app.async_dispatch(await to_bolt_request(request))
         return await to_aiohttp_response(bolt_response)
 
-    async def health(_: web.Request) -> web.Response:
-        redis_ok = await redis_answers(bot.services.redis)
-        body = {
-            "redis": "ok" if redis_ok else "unavailable",
-            "poller": bot.services.watcher.snapshot(),
-        }
-        return web.json_response(body, status=200 if redis_ok else 503)
-
-    application = web.Application()
+    application = health_app(bot.services.redis, bot.services.watcher)
     application.router.add_post(EVENTS_PATH, events)
-    application.router.add_get(HEALTH_PATH, health)
     return application
 
 
-async def redis_answers(store: redis.Redis) -> bool:
+@contextlib.asynccontextmanager
+async def listening(application: web.Application, host: str, port: int) -> AsyncIterator[None]:
+    """Serve `application` on host:port for the body of the `with`; a port that cannot be
+    bound is a wrong setting."""
+    runner = web.AppRunner(application, access_log=None, shutdown_timeout=HTTP_SHUTDOWN_SECONDS)
+    await runner.setup()
     try:
-        return bool(await asyncio.wait_for(store.ping(), 1.0))
-    except (redis.RedisError, TimeoutError, OSError):
-        return False
+        await web.TCPSite(runner, host, port).start()
+    except OSError as exc:
+        await runner.cleanup()
+        raise StartupError(
+            "PORT", f"cannot listen on {host}:{port} ({exc.strerror})",
+            "Choose a free port; each process needs its own",
+        ) from None  # fmt: skip
+    try:
+        yield
+    finally:
+        await runner.cleanup()
 
 
 def keep_start_up_out_of_collections() -> None:
@@ -135,33 +140,48 @@ async def serve(
     async with running_bot(settings, redis_url, allowlist, tokens) as bot:
         keep_start_up_out_of_collections()
         stop = stop_on_signals()
-        poller = asyncio.create_task(bot.services.watcher.run(stop))
         if settings.socket_mode:
-            from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
-
-            handler = AsyncSocketModeHandler(bot.app, settings.slack_app_token)
-            await handler.connect_async()  # type: ignore[no-untyped-call]
-            log.info("serving over Socket Mode")
-            if on_listening is not None:
-                on_listening()
-            await stop.wait()
-            await handler.close_async()  # type: ignore[no-untyped-call]
+            application = health_app(bot.services.redis, bot.services.watcher)
         else:
-            runner = web.AppRunner(web_app(bot), access_log=None)
-            await runner.setup()
-            await web.TCPSite(runner, host, settings.port).start()
-            log.info("serving HTTP", extra={"port": settings.port, "path": EVENTS_PATH})
-            if on_listening is not None:
-                on_listening()
-            await stop.wait()
-            await runner.cleanup()
+            application = web_app(bot)
+        async with listening(application, host, settings.http_port):
+            poller = asyncio.create_task(bot.services.watcher.run(stop))
+            if settings.socket_mode:
+                await _serve_socket_mode(bot, settings, stop, on_listening)
+            else:
+                log.info("serving HTTP", extra={"port": settings.http_port, "path": EVENTS_PATH})
+                if on_listening is not None:
+                    on_listening()
+                await stop.wait()
         await poller
 
 
+async def _serve_socket_mode(
+    bot: Bot, settings: Settings, stop: asyncio.Event, on_listening: Callable[[], None] | None
+) -> None:
+    from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
+
+    handler = AsyncSocketModeHandler(bot.app, settings.slack_app_token)
+    await handler.connect_async()  # type: ignore[no-untyped-call]
+    log.info("serving over Socket Mode", extra={"port": settings.http_port})
+    if on_listening is not None:
+        on_listening()
+    await stop.wait()
+    # A slow Slack must not hold the exit past the deadline of SIGTERM.
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(handler.close_async(), HTTP_SHUTDOWN_SECONDS)  # type: ignore[no-untyped-call]
+
+
 async def work(settings: Settings, redis_url: str, tokens: TokenSource) -> None:
-    """The poller alone: any number of these may run beside `serve` on one Redis."""
+    """The poller alone: any number of these may run beside `serve` on one Redis. It serves
+    /healthz and /metrics only when PORT is set."""
     async with connected(settings, redis_url, tokens) as clients:
         watcher = build_watcher(settings, clients.redis, clients.slack, clients.operations)
         keep_start_up_out_of_collections()
-        log.info("poller started")
-        await watcher.run(stop_on_signals())
+        stop = stop_on_signals()
+        serving: contextlib.AbstractAsyncContextManager[None] = contextlib.nullcontext()
+        if settings.port is not None:
+            serving = listening(health_app(clients.redis, watcher), "0.0.0.0", settings.port)
+        async with serving:
+            log.info("poller started", extra={"port": settings.port})
+            await watcher.run(stop)

@@ -49,7 +49,7 @@ class OncePoster:
             response = await self._slack.chat_postMessage(
                 channel=channel, text=text, blocks=blocks, thread_ts=thread_ts or None
             )
-        except Exception:
+        except BaseException:  # cancelled at shutdown too: the watch's next worker posts at once
             await self._redis.delete(key)
             raise
         posted = (str(response.get("channel", channel)), str(response.get("ts", "")))

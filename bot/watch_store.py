@@ -115,6 +115,20 @@ if redis.call('HGET', KEYS[4], 'watch') == ARGV[1] then redis.call('DEL', KEYS[4
 return 1
 """
 
+# Hand-back checks the token too: a watch another worker took over meanwhile stays its own.
+# Due now and unclaimed, a handed-back watch goes to whichever worker claims next.
+_HAND_BACK = """
+local t = redis.call('TIME')
+local now = t[1] * 1000 + math.floor(t[2] / 1000)
+for i = 1, #ARGV, 2 do
+  if redis.call('HGET', KEYS[2], ARGV[i]) == ARGV[i + 1] then
+    redis.call('HDEL', KEYS[2], ARGV[i])
+    redis.call('ZADD', KEYS[1], 'XX', now, ARGV[i])
+  end
+end
+return 1
+"""
+
 _SET_LINK = """
 if redis.call('HGET', KEYS[1], 'watch') == ARGV[1] then
   redis.call('HSET', KEYS[1], 'link', ARGV[2])
@@ -186,6 +200,7 @@ class WatchStore:
         self._finish = client.register_script(_FINISH)
         self._renew = client.register_script(_RENEW)
         self._set_link = client.register_script(_SET_LINK)
+        self._hand_back = client.register_script(_HAND_BACK)
 
     @staticmethod
     def new_id() -> str:
@@ -237,6 +252,11 @@ class WatchStore:
                 args=[claim.watch_id, claim.token],
             )
         )
+
+    async def hand_back(self, claims: list[Claim]) -> None:
+        """Release claims whose steps will not finish here: their watches fall due now."""
+        args = [part for claim in claims for part in (claim.watch_id, claim.token)]
+        await self._hand_back(keys=[DUE_KEY, CLAIMS_KEY], args=args)
 
     async def set_link(self, watch: Watch, link: str) -> None:
         await self._set_link(keys=[active_key(watch.operation)], args=[watch.id, link])

@@ -20,8 +20,9 @@ from dataclasses import dataclass, field
 import redis.asyncio as redis
 from slack_sdk.errors import SlackApiError
 
-from bot import messages
+from bot import messages, metrics
 from bot.audit import Audit
+from bot.handover import finish_or_hand_back
 from bot.names import OperationName, parse_operation_name
 from bot.operations import OperationsClient, OperationsError
 from bot.polling import PollSchedule
@@ -110,8 +111,7 @@ class Watcher:
         finally:
             for helper in helpers:
                 helper.cancel()
-            if self._tasks:
-                await asyncio.wait(list(self._tasks), timeout=10)
+            await finish_or_hand_back(self._tasks, self.store)
 
     async def _renew(self, stop: asyncio.Event) -> None:
         """Renew the leases of every step in flight, so a slow Slack or Google never lets
@@ -147,6 +147,7 @@ class Watcher:
         self.liveness.backlog = batch.backlog
         for claim in batch.claims:
             self.liveness.lags_ms.append(batch.now_ms - claim.due_ms)
+            metrics.POLL_LAG.observe(max(0, batch.now_ms - claim.due_ms) / 1000)
             task = asyncio.create_task(self._run_claim(claim, batch.now_ms))
             self._tasks[task] = claim
             task.add_done_callback(self._forget)
@@ -175,7 +176,7 @@ class Watcher:
     def snapshot(self, *, reset: bool = False) -> dict[str, object]:
         lags = self.liveness.lags_ms
         figures: dict[str, object] = {
-            "last_loop_age_seconds": round(time.time() - self.liveness.last_loop, 3),
+            "last_loop_age_seconds": _seconds_since(self.liveness.last_loop),
             "in_flight": len(self._tasks),
             "due_unclaimed": self.liveness.backlog,
             "redis": "ok" if self.liveness.redis_ok else "unavailable",
@@ -250,6 +251,7 @@ class Watcher:
                 outcome = f"{exc.code.name}|{exc.message}"
             await self.store.remember(key, outcome)
             code, _, message = outcome.partition("|")
+            metrics.CANCELS.labels(code).inc()
             await self._audit.record(
                 "cancel_sent", actor=watch.requester, operation=watch.operation,
                 channel=watch.channel, outcome=code, google_message=message,
@@ -349,6 +351,11 @@ def _describe(exc: BaseException) -> str:
     if isinstance(exc, SlackApiError):
         return f"slack:{slack_error(exc)}"
     return type(exc).__name__
+
+
+def _seconds_since(moment: float) -> float | None:
+    """None before the first loop (0.0), never seconds since 1970."""
+    return round(time.time() - moment, 3) if moment else None
 
 
 def _percentile(values: list[int], q: int) -> int | None:

@@ -78,6 +78,9 @@ def run_bot(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]
         ({"POLL_MULTIPLIER": "0.5"}, "POLL_MULTIPLIER", "at least 1"),
         ({"POLL_MAX_SECONDS": "0.5"}, "POLL_MAX_SECONDS", "POLL_INITIAL_SECONDS"),
         ({"WATCH_TIMEOUT_SECONDS": "soon"}, "WATCH_TIMEOUT_SECONDS", "not a number"),
+        ({"WATCH_TIMEOUT_SECONDS": "inf"}, "WATCH_TIMEOUT_SECONDS", "at most 604800"),
+        ({"WATCH_TIMEOUT_SECONDS": "1e17"}, "WATCH_TIMEOUT_SECONDS", "at most 604800"),
+        ({"WATCH_LEASE_SECONDS": "nan"}, "WATCH_LEASE_SECONDS", "out of range"),
         ({"OPERATIONS_SERVICE": "Bad Name"}, "OPERATIONS_SERVICE", "not a service name"),
         ({"ALLOWLIST_FILE": "/nonexistent/allow.yaml"}, "ALLOWLIST_FILE", "no such file"),
         ({"GOOGLE_AUTH": "adc", "GOOGLE_APPLICATION_CREDENTIALS": "/nonexistent.json"},
@@ -129,6 +132,12 @@ def healthz(port: str) -> httpx.Response | None:
         return None
 
 
+def healthy(port: str) -> httpx.Response | None:
+    """/healthz once it says 200: Redis takes writes and the poller's loop has run."""
+    response = healthz(port)
+    return response if response is not None and response.status_code == 200 else None
+
+
 def stop(process: subprocess.Popen[str]) -> str:
     process.send_signal(signal.SIGTERM)
     _, stderr = process.communicate(timeout=20)
@@ -142,7 +151,7 @@ def test_serve_starts_its_own_redis_keeps_data_across_restarts_and_stops_it(
     env = base_env(workdir)
     process = start(env)
     try:
-        response = wait_for(lambda: healthz(env["PORT"]), timeout=30, what="/healthz")
+        response = wait_for(lambda: healthy(env["PORT"]), timeout=30, what="/healthz")
         assert response.status_code == 200 and response.json()["redis"] == "ok"
         sock = workdir / "data" / "redis.sock"
         client = redis.Redis(unix_socket_path=str(sock))
@@ -156,7 +165,7 @@ def test_serve_starts_its_own_redis_keeps_data_across_restarts_and_stops_it(
     env["PORT"] = str(free_port())
     process = start(env)
     try:
-        wait_for(lambda: healthz(env["PORT"]), timeout=30, what="/healthz after restart")
+        wait_for(lambda: healthy(env["PORT"]), timeout=30, what="/healthz after restart")
         client = redis.Redis(unix_socket_path=str(sock))
         assert client.get("cancel-op:kept") == b"1"
         client.close()
@@ -167,7 +176,7 @@ def test_serve_starts_its_own_redis_keeps_data_across_restarts_and_stops_it(
 def test_the_embedded_redis_dies_with_a_killed_bot(workdir: Path) -> None:
     env = base_env(workdir)
     process = start(env)
-    wait_for(lambda: healthz(env["PORT"]), timeout=30, what="/healthz")
+    wait_for(lambda: healthy(env["PORT"]), timeout=30, what="/healthz")
     sock = workdir / "data" / "redis.sock"
     assert socket_answers(sock)
     process.kill()
