@@ -92,6 +92,16 @@ def denied_text(decision: Decision, name: OperationName | OperationParent) -> st
     return f"{text}\n{decision.note}" if decision.note else text
 
 
+def denied_any_text(decision: Decision, count: int) -> str:
+    """None of the `count` names in a message may be cancelled by this caller here."""
+    text = (
+        f":no_entry: That message names {count} operations, and the allowlist grants you "
+        f"`{decision.permission}` on none of them in this channel. Nothing was sent to Google. "
+        "Ask your platform team to add you (or your on-call user group) to the allowlist."
+    )
+    return f"{text}\n{decision.note}" if decision.note else text
+
+
 def no_name_found_text() -> str:
     return (
         ":mag: I found no operation name in that message. I look for "

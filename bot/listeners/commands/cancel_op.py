@@ -73,13 +73,21 @@ async def _read(
     channel: str,
 ) -> None:
     """`status` and `list`: check the permission, read from Google, reply to the caller."""
-    decision = await services.allowlist.check(action, user, resource, channel, services.groups)
+    grant = await services.allowlist.grant(action, user, channel, services.groups)
+    decision = grant.decide(resource)
     if not decision.allowed:
         await respond(response_type="ephemeral", text=messages.denied_text(decision, resource))
+        await services.audit.record(
+            "denied", actor=user, operation=str(resource), channel=channel, outcome="denied",
+            permission=decision.permission, step=action.value,
+        )  # fmt: skip
         return
     try:
         if isinstance(resource, OperationParent):
-            running, total = await services.operations.list_running(resource, messages.LIST_LIMIT)
+            # Each operation is shown only if the caller's list bindings cover it.
+            running, total = await services.operations.list_running(
+                resource, messages.LIST_LIMIT, grant.covers
+            )
             text, blocks = messages.list_reply(resource, running, total)
         else:
             text, blocks = messages.status_reply(resource, await services.operations.get(resource))
