@@ -68,10 +68,10 @@ async def _cancellable(
     if allowed:
         return allowed
     decision = grant.decide(names[0])
-    await reply(messages.denied_any_text(decision, len(names)))
     for name in names[: messages.PICK_LIMIT]:
         await services.audit.record(
             "denied", actor=confirm.requester, operation=str(name), channel=confirm.channel,
             outcome="denied", permission=decision.permission, step="shortcut",
         )  # fmt: skip
+    await reply(messages.denied_any_text(decision, len(names)))
     return []
