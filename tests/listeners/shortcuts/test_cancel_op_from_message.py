@@ -147,7 +147,7 @@ def test_several_names_none_of_them_allowed_are_refused_before_any_modal_and_aud
     assert slack.state.calls_to("views.open") == []
     assert google.state.requests == []
     store = redis.Redis.from_url(redis_url, decode_responses=True)
-    entries = [entry for _, entry in store.xrange(AUDIT_STREAM)]
+    entries: list[Any] = [entry for _, entry in store.xrange(AUDIT_STREAM) or []]
     store.close()
     assert [(e["event"], e["actor"], e["operation"], e["step"]) for e in entries] == [
         ("denied", STRANGER, OP, "shortcut"),
