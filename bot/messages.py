@@ -176,12 +176,13 @@ def lookup_failed(subject: str, error: OperationsError) -> tuple[str, Blocks]:
 def list_reply(parent: OperationParent, running: list[Operation], total: int) -> tuple[str, Blocks]:
     text = f"{total} running operation{'s' if total != 1 else ''} in `{parent}`."
     blocks: Blocks = [_section(f"*{text}*")]
-    for operation in running:
+    shown = running[:LIST_LIMIT]
+    for operation in shown:
         label = " · ".join(fit(x, _FIELD_TEXT) for x in (operation.verb, operation.target) if x)
         line = f"`{fit(operation.name, _FIELD_TEXT)}`\n{label}"
         blocks.append(_button_section(line, CANCEL_ACTION_ID, "Cancel…", operation.name))
-    if total > len(running):
-        blocks.append(_context(f"{total - len(running)} more not shown."))
+    if total > len(shown):
+        blocks.append(_context(f"{total - len(shown)} more not shown."))
     return text, blocks
 
 
