@@ -373,8 +373,8 @@ def final_message(name: OperationName, operation: Operation) -> tuple[str, str, 
         )
         return "ended without a result", text, [_section(f":grey_question: *{text}*\n{detail}")]
     if outcome is Outcome.CANCELLED:
-        text = f"`{name}` was cancelled{ended} (CANCELLED)."
-        return "CANCELLED", text, [_section(f":white_check_mark: *{text}*"),
+        text = f"`{name}` was cancelled{ended} ({error.code.name})."
+        return error.code.name, text, [_section(f":white_check_mark: *{text}*"),
                                    *outcome_blocks(error.code, error.message)]  # fmt: skip
     text = f"`{name}` failed{ended} with {error.code.name}."
     return (f"failed ({error.code.name})", text,
