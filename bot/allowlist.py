@@ -123,10 +123,23 @@ class Allowlist:
         grant = await _resolve(permission, applicable, user, groups, first_is_enough=True)
         return grant.decide(resource)
 
-    async def grant(self, action: Action, user: str, channel: str, groups: GroupDirectory) -> Grant:
-        """Everything `user` may do `action` on in `channel`, to filter many resources at once."""
+    async def grant(
+        self,
+        action: Action,
+        user: str,
+        channel: str,
+        groups: GroupDirectory,
+        within: OperationParent | None = None,
+    ) -> Grant:
+        """What `user` may do `action` on in `channel` (under `within`, if given), to filter
+        many resources at once."""
         permission = action.permission(self.service)
-        applicable = [b for b in self.bindings if b.applies(permission, channel)]
+        applicable = [
+            b
+            for b in self.bindings
+            if b.applies(permission, channel)
+            and (within is None or b.covers(permission, within.path, channel))
+        ]
         return await _resolve(permission, applicable, user, groups, first_is_enough=False)
 
 

@@ -73,14 +73,18 @@ async def _read(
     channel: str,
 ) -> None:
     """`status` and `list`: check the permission, read from Google, reply to the caller."""
-    grant = await services.allowlist.grant(action, user, channel, services.groups)
-    decision = grant.decide(resource)
+    allowlist, groups = services.allowlist, services.groups
+    if isinstance(resource, OperationParent):
+        grant = await allowlist.grant(action, user, channel, groups, within=resource)
+        decision = grant.decide(resource)
+    else:
+        decision = await allowlist.check(action, user, resource, channel, groups)
     if not decision.allowed:
-        await respond(response_type="ephemeral", text=messages.denied_text(decision, resource))
         await services.audit.record(
             "denied", actor=user, operation=str(resource), channel=channel, outcome="denied",
             permission=decision.permission, step=action.value,
         )  # fmt: skip
+        await respond(response_type="ephemeral", text=messages.denied_text(decision, resource))
         return
     try:
         if isinstance(resource, OperationParent):

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import pytest
+import redis
 
+from bot.audit import AUDIT_STREAM
 from bot.standins.operations_api import OperationsStandIn
 from bot.standins.slack_api import SlackStandIn
 from tests.conftest import ONCALL, STRANGER, RunningBot
@@ -149,3 +152,18 @@ def test_list_leaves_out_operations_whose_names_could_not_be_cancelled(
     seed(google, f"{parent}/operations/{'x' * 200}")  # longer than a segment may be
     readers.driver.command(f"list {parent}", user=ONCALL)
     assert listed(reply(slack)) == [f"{parent}/operations/fine"]
+
+
+def test_status_and_list_refusals_are_audited(
+    readers: RunningBot, slack: SlackStandIn, redis_url: str
+) -> None:
+    readers.driver.command(f"status {OP}", user=STRANGER)
+    readers.driver.command("list projects/staging-1/locations/us", user=ONCALL)
+    wait_for(lambda: len(slack.state.responses) == 2, what="both refusals")
+    store = redis.Redis.from_url(redis_url, decode_responses=True)
+    entries: list[Any] = [entry for _, entry in store.xrange(AUDIT_STREAM) or []]
+    store.close()
+    assert sorted((e["event"], e["actor"], e["step"], e["permission"]) for e in entries) == [
+        ("denied", ONCALL, "list", "cloudaicompanion.operations.list"),
+        ("denied", STRANGER, "get", "cloudaicompanion.operations.get"),
+    ]
