@@ -36,7 +36,7 @@ def escape(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
-def fit(text: str, limit: int) -> str:
+def _fit(text: str, limit: int) -> str:
     """Text from Google or a person: escaped, then cut to `limit` characters with "…"."""
     escaped = escape(text[: limit + 1])
     if len(text) <= limit and limits.slack_length(escaped) <= limit:
@@ -122,7 +122,7 @@ def usage_text() -> str:
 
 def invalid_name_text(reason: str) -> str:
     return (
-        f":warning: That is not an operation name I can use: {fit(reason, _REASON_TEXT)}.\n"
+        f":warning: That is not an operation name I can use: {_fit(reason, _REASON_TEXT)}.\n"
         f"Expected `{EXPECTED_SHAPE}` (segments of letters, digits and `-._~`), "
         f"optionally behind `{CANONICAL_API_URL}/`. Nothing was sent to Google."
     )
@@ -156,7 +156,7 @@ def no_name_found_text() -> str:
 
 
 def cannot_open_text(reason: str) -> str:
-    said = fit(reason, _REASON_TEXT)
+    said = _fit(reason, _REASON_TEXT)
     return f":warning: Slack would not open the confirmation ({said}). Please try again."
 
 
@@ -178,8 +178,8 @@ def list_reply(parent: OperationParent, running: list[Operation], total: int) ->
     blocks: Blocks = [_section(f"*{text}*")]
     shown = running[:LIST_LIMIT]
     for operation in shown:
-        label = " · ".join(fit(x, _FIELD_TEXT) for x in (operation.verb, operation.target) if x)
-        line = f"`{fit(operation.name, _FIELD_TEXT)}`\n{label}"
+        label = " · ".join(_fit(x, _FIELD_TEXT) for x in (operation.verb, operation.target) if x)
+        line = f"`{_fit(operation.name, _FIELD_TEXT)}`\n{label}"
         blocks.append(_button_section(line, CANCEL_ACTION_ID, "Cancel…", operation.name))
     if total > len(shown):
         blocks.append(_context(f"{total - len(shown)} more not shown."))
@@ -209,7 +209,7 @@ def unavailable_text() -> str:
 
 
 def already_cancelling_text(name: OperationName, requester: str, link: str) -> str:
-    where = f" <{fit(link, _LINK_TEXT)}|See the thread>." if link else ""
+    where = f" <{_fit(link, _LINK_TEXT)}|See the thread>." if link else ""
     return (
         f":information_source: `{name}` is already being cancelled: <@{requester}> asked "
         f"for it.{where} Nothing more was sent to Google."
@@ -227,9 +227,9 @@ def _operation_blocks(name: OperationName, operation: Operation) -> Blocks:
     """What an operation is: the same fields wherever it is shown."""
     fields = [
         ("Name", f"`{name}`"),
-        ("Verb", fit(operation.verb, _FIELD_TEXT) or "—"),
-        ("Target", fit(operation.target, _FIELD_TEXT) or "—"),
-        ("Created", fit(operation.create_time, _FIELD_TEXT) or "—"),
+        ("Verb", _fit(operation.verb, _FIELD_TEXT) or "—"),
+        ("Target", _fit(operation.target, _FIELD_TEXT) or "—"),
+        ("Created", _fit(operation.create_time, _FIELD_TEXT) or "—"),
         ("State", _state(operation)),
     ]
     blocks: Blocks = [
@@ -242,7 +242,7 @@ def _operation_blocks(name: OperationName, operation: Operation) -> Blocks:
         }
     ]
     if operation.status_message:
-        blocks.append(_context(f"Status: {fit(operation.status_message, _STATUS_TEXT)}"))
+        blocks.append(_context(f"Status: {_fit(operation.status_message, _STATUS_TEXT)}"))
     return blocks
 
 
@@ -323,7 +323,7 @@ def cancel_answer(error: OperationsError | None) -> tuple[str, Blocks]:
 
 
 def outcome_blocks(code: RpcCode, message: str) -> Blocks:
-    detail = f"Google said: {fit(message, _GOOGLE_TEXT)}" if message else ""
+    detail = f"Google said: {_fit(message, _GOOGLE_TEXT)}" if message else ""
     return [
         _section(f"*{code.name}* (code {code.number}): {code.meaning}\n*Next:* {code.next_step}"),
         *([_context(detail)] if detail else []),
@@ -331,7 +331,7 @@ def outcome_blocks(code: RpcCode, message: str) -> Blocks:
 
 
 def cannot_post_text(channel: str, reason: str) -> str:
-    said = fit(reason, _REASON_TEXT)
+    said = _fit(reason, _REASON_TEXT)
     return (
         f":warning: I couldn't post in <#{channel}> ({said}), so I'm reporting here. "
         "To get follow-ups in the channel next time, add me there: type `/invite @cancel-op` "
@@ -343,7 +343,7 @@ def cannot_post_text(channel: str, reason: str) -> str:
 
 
 def status_message(name: OperationName, google_status: str) -> tuple[str, Blocks]:
-    said = f" Google's status: {fit(google_status, _STATUS_TEXT)}." if google_status else ""
+    said = f" Google's status: {_fit(google_status, _STATUS_TEXT)}." if google_status else ""
     text = f"`{name}` is still running.{said} I'm watching it and will post here when it ends."
     return text, [_context(f":hourglass_flowing_sand: {text}")]
 
@@ -356,7 +356,7 @@ def status_ended(name: OperationName, summary: str) -> tuple[str, Blocks]:
 def final_message(name: OperationName, operation: Operation) -> tuple[str, str, Blocks]:
     """(summary, text, blocks) for a done operation: cancelled, completed anyway, failed, or
     ended without saying how."""
-    ended = f" at {fit(operation.end_time, _FIELD_TEXT)}" if operation.end_time else ""
+    ended = f" at {_fit(operation.end_time, _FIELD_TEXT)}" if operation.end_time else ""
     outcome, error = operation.outcome, operation.error
     if outcome is Outcome.COMPLETED:
         text = f"`{name}` completed{ended} despite the cancellation."

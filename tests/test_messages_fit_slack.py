@@ -121,7 +121,7 @@ CASES: dict[str, Case] = {
     "lost_track_message": Case("message", st.builds(messages.lost_track_message, names, errors)),
 }  # fmt: skip
 # Helpers every builder uses rather than builders of their own.
-NOT_BUILDERS = {"escape", "fit"}
+NOT_BUILDERS = {"escape"}
 
 
 def test_every_builder_in_messages_is_checked_here() -> None:

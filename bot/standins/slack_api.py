@@ -165,7 +165,7 @@ class SlackStandIn:
     async def _response_url(self, request: web.Request) -> web.Response:
         body = await request.json()
         error, reasons = message_problems(body.get("text"), body.get("blocks"))
-        if error:
+        if error and not body.get("delete_original"):
             self.state.refused.append(("response_url", error, reasons))
             return web.json_response({"ok": False, "error": error}, status=400)
         self.state.responses.append(body)
