@@ -29,6 +29,9 @@ _RETRYABLE_HTTP = frozenset({429, 502, 503, 504})
 # httpx's own pool costs CPU for every waiter on every release, which starved Slack
 # acknowledgements when Google was slow (bench/ack_latency.py).
 MAX_IN_FLIGHT = 64
+# Google's messages are a sentence or two; this bounds what Redis and the audit keep of one
+# (Slack shows less still: messages.py cuts to its limits).
+MESSAGE_MAX_CHARS = 2000
 LIST_PAGE_SIZE = 100
 LIST_MAX_PAGES = 20
 
@@ -103,7 +106,8 @@ class Operation:
         error = None
         if raw_error is not None:
             error = OperationError(
-                RpcCode.from_error_code(raw_error.get("code")), _text(raw_error.get("message"))
+                RpcCode.from_error_code(raw_error.get("code")),
+                _text(raw_error.get("message"))[:MESSAGE_MAX_CHARS],
             )
         return cls(
             name=_text(data.get("name")),
@@ -251,5 +255,5 @@ def _error_from(response: httpx.Response) -> OperationsError:
     error = payload.get("error") if isinstance(payload, dict) else None
     error = error if isinstance(error, dict) else {}
     code = RpcCode.from_error_answer(error.get("status"), response.status_code)
-    message = _text(error.get("message")) or f"HTTP {response.status_code}"
+    message = _text(error.get("message"))[:MESSAGE_MAX_CHARS] or f"HTTP {response.status_code}"
     return OperationsError(code, message, response.status_code)
