@@ -29,6 +29,7 @@ _STATUS_TEXT = 500  # an operation's statusMessage
 _FIELD_TEXT = 300  # verb, target, times
 _REASON_TEXT = 300  # why a name was refused, a Slack error code
 _LINK_TEXT = 1000  # a permalink kept in Redis
+_HALF_ENTITY = re.compile(r"&[a-z]*$")  # what a cut can leave of `&amp;`, `&lt;` or `&gt;`
 
 
 def escape(text: str) -> str:
@@ -52,9 +53,6 @@ def _cap(text: str, limit: int) -> str:
     if cut.rfind("<") > cut.rfind(">"):
         cut = cut[: cut.rfind("<")]
     return cut + "…"
-
-
-_HALF_ENTITY = re.compile(r"&[a-z]*$")
 
 
 def _prefix(text: str, units: int) -> str:
