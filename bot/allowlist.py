@@ -6,6 +6,7 @@ and reason, since a half-read policy could grant or deny the wrong people.
 
 from __future__ import annotations
 
+import asyncio
 import fnmatch
 import re
 from collections.abc import Iterable
@@ -48,6 +49,11 @@ class GroupLookupError(Exception):
     """Group membership could not be read; the check fails closed."""
 
 
+# Checks run between Slack's request and views.open, whose trigger_id lives 3 s: all group
+# lookups together get half of that.
+GROUP_LOOKUP_BUDGET_SECONDS = 1.5
+
+
 @dataclass(frozen=True)
 class Binding:
     permission: str
@@ -56,13 +62,15 @@ class Binding:
     resources: tuple[str, ...] = ALL_OPERATIONS
     channels: frozenset[str] | None = None
 
+    def applies(self, permission: str, channel: str) -> bool:
+        """True when this binding grants `permission` in `channel` (on some resources)."""
+        return permission == self.permission and (self.channels is None or channel in self.channels)
+
     def covers(self, permission: str, resource: str, channel: str) -> bool:
         """True when this binding's permission, resources and channels apply."""
-        if permission != self.permission:
-            return False
-        if self.channels is not None and channel not in self.channels:
-            return False
-        return any(_matches(pattern, resource) for pattern in self.resources)
+        return self.applies(permission, channel) and any(
+            _matches(pattern, resource) for pattern in self.resources
+        )
 
 
 @dataclass(frozen=True)
@@ -71,6 +79,29 @@ class Decision:
     permission: str
     # Why a denial happened where the caller can do something about it.
     note: str = ""
+
+
+@dataclass(frozen=True)
+class Grant:
+    """What one caller holds for one action in one channel: the resources they may touch."""
+
+    permission: str
+    patterns: tuple[str, ...]
+    note: str = ""  # set when a group lookup failed, which may be why patterns are missing
+
+    def covers(self, resource: OperationName | OperationParent) -> bool:
+        return any(_matches(pattern, resource.path) for pattern in self.patterns)
+
+    def decide(self, resource: OperationName | OperationParent) -> Decision:
+        if self.covers(resource):
+            return Decision(True, self.permission)
+        return Decision(False, self.permission, self.note)
+
+
+_GROUP_NOTE = (
+    "Slack did not tell me in time who is in your user group, so I could not count you "
+    "as a member; try again in a minute."
+)
 
 
 @dataclass(frozen=True)
@@ -86,19 +117,88 @@ class Allowlist:
         channel: str,
         groups: GroupDirectory,
     ) -> Decision:
+        """May `user` do `action` on `resource` in `channel`? Groups asked only if needed."""
         permission = action.permission(self.service)
         applicable = [b for b in self.bindings if b.covers(permission, resource.path, channel)]
-        if any(user in b.users for b in applicable):
-            return Decision(True, permission)
-        failed_lookup = False
-        for group in dict.fromkeys(g for b in applicable for g in b.groups):
-            try:
-                if user in await groups.members(group):
-                    return Decision(True, permission)
-            except GroupLookupError:
-                failed_lookup = True
-        note = "Slack did not tell me who is in your user group; try again shortly."
-        return Decision(False, permission, note if failed_lookup else "")
+        grant = await _resolve(permission, applicable, user, groups, first_is_enough=True)
+        return grant.decide(resource)
+
+    async def grant(
+        self,
+        action: Action,
+        user: str,
+        channel: str,
+        groups: GroupDirectory,
+        within: OperationParent | None = None,
+    ) -> Grant:
+        """What `user` may do `action` on in `channel` (under `within`, if given), to filter
+        many resources at once."""
+        permission = action.permission(self.service)
+        applicable = [
+            b
+            for b in self.bindings
+            if b.applies(permission, channel)
+            and (within is None or b.covers(permission, within.path, channel))
+        ]
+        return await _resolve(permission, applicable, user, groups, first_is_enough=False)
+
+
+async def _resolve(
+    permission: str,
+    bindings: list[Binding],
+    user: str,
+    groups: GroupDirectory,
+    *,
+    first_is_enough: bool,
+) -> Grant:
+    """The bindings among `bindings` that hold `user`, by name or by user group."""
+    held = [b for b in bindings if user in b.users]
+    if held and first_is_enough:
+        return Grant(permission, held[0].resources)
+    unresolved = [b for b in bindings if b not in held]
+    asked = tuple(dict.fromkeys(g for b in unresolved for g in b.groups))
+    member_of, failed = await _memberships(groups, user, asked, first_is_enough)
+    held += [b for b in unresolved if member_of.intersection(b.groups)]
+    patterns = tuple(dict.fromkeys(p for b in held for p in b.resources))
+    return Grant(permission, patterns, _GROUP_NOTE if failed else "")
+
+
+async def _memberships(
+    groups: GroupDirectory, user: str, group_ids: tuple[str, ...], first_is_enough: bool
+) -> tuple[set[str], bool]:
+    """The groups `user` is in, all asked at once within one budget; and whether any failed.
+
+    A group not answered within the budget counts as not holding the user, never as
+    holding them. Its lookup is left to finish, so the directory's cache has it next time.
+    """
+    if not group_ids:
+        return set(), False
+    lookups = {asyncio.ensure_future(groups.members(g)): g for g in group_ids}
+    for lookup in lookups:
+        lookup.add_done_callback(_consume_outcome)
+    member_of: set[str] = set()
+    failed = False
+    pending = set(lookups)
+    deadline = asyncio.get_running_loop().time() + GROUP_LOOKUP_BUDGET_SECONDS
+    while pending and not (member_of and first_is_enough):
+        left = deadline - asyncio.get_running_loop().time()
+        done, pending = await asyncio.wait(
+            pending, timeout=max(left, 0), return_when=asyncio.FIRST_COMPLETED
+        )
+        if not done:
+            break
+        for lookup in done:
+            if lookup.exception() is not None:
+                failed = True
+            elif user in lookup.result():
+                member_of.add(lookups[lookup])
+    return member_of, failed or bool(pending)
+
+
+def _consume_outcome(lookup: asyncio.Future[frozenset[str]]) -> None:
+    """A lookup that ends after the budget: its failure is expected, not worth a warning."""
+    if not lookup.cancelled():
+        lookup.exception()
 
 
 def _matches(pattern: str, resource: str) -> bool:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
+from bot import slack_limits as limits
 from bot.allowlist import Decision
 from bot.names import CANONICAL_API_URL, EXPECTED_SHAPE, OperationName, OperationParent
-from bot.operations import Operation, OperationsError
+from bot.operations import Operation, OperationsError, Outcome
 from bot.rpc import RpcCode
 
 Blocks = list[dict[str, Any]]
@@ -20,28 +22,69 @@ LIST_LIMIT = 10
 _TITLE = "Cancel operation"
 
 
+# How much of each piece of outside text a message keeps, well inside the block limits
+# so that what surrounds it always fits too.
+_GOOGLE_TEXT = 1500  # an error message from Google
+_STATUS_TEXT = 500  # an operation's statusMessage
+_FIELD_TEXT = 300  # verb, target, times
+_REASON_TEXT = 300  # why a name was refused, a Slack error code
+_LINK_TEXT = 1000  # a permalink kept in Redis
+_HALF_ENTITY = re.compile(r"&[a-z]*$")  # what a cut can leave of `&amp;`, `&lt;` or `&gt;`
+
+
 def escape(text: str) -> str:
     """Slack's own escaping, so user-supplied text cannot form mentions or links."""
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
+def _fit(text: str, limit: int) -> str:
+    """Text from Google or a person: escaped, then cut to `limit` characters with "…"."""
+    escaped = escape(text[: limit + 1])
+    if len(text) <= limit and limits.slack_length(escaped) <= limit:
+        return escaped
+    return _HALF_ENTITY.sub("", _prefix(escaped, limit - 1)) + "…"
+
+
+def _cap(text: str, limit: int) -> str:
+    """A last guard on a whole text: cut at `limit` without splitting an entity or a link."""
+    if limits.slack_length(text) <= limit:
+        return text
+    cut = _HALF_ENTITY.sub("", _prefix(text, limit - 1))
+    if cut.rfind("<") > cut.rfind(">"):
+        cut = cut[: cut.rfind("<")]
+    return cut + "…"
+
+
+def _prefix(text: str, units: int) -> str:
+    """The longest start of `text` that is at most `units` Slack characters long."""
+    used = 0
+    for index, char in enumerate(text):
+        used += 2 if ord(char) > 0xFFFF else 1
+        if used > units:
+            return text[:index]
+    return text
+
+
 def _section(text: str) -> dict[str, Any]:
-    return {"type": "section", "text": {"type": "mrkdwn", "text": text}}
+    return {"type": "section", "text": {"type": "mrkdwn", "text": _cap(text, limits.SECTION_TEXT)}}
 
 
 def _context(text: str) -> dict[str, Any]:
-    return {"type": "context", "elements": [{"type": "mrkdwn", "text": text}]}
+    return {
+        "type": "context",
+        "elements": [{"type": "mrkdwn", "text": _cap(text, limits.CONTEXT_TEXT)}],
+    }
 
 
 def _button_section(text: str, action_id: str, label: str, value: str) -> dict[str, Any]:
     return {
         "type": "section",
-        "text": {"type": "mrkdwn", "text": text},
+        "text": {"type": "mrkdwn", "text": _cap(text, limits.SECTION_TEXT)},
         "accessory": {
             "type": "button",
             "action_id": action_id,
             "text": {"type": "plain_text", "text": label},
-            "value": value,
+            "value": value,  # operation names only: checked, so far shorter than the limit
         },
     }
 
@@ -77,7 +120,7 @@ def usage_text() -> str:
 
 def invalid_name_text(reason: str) -> str:
     return (
-        f":warning: That is not an operation name I can use: {escape(reason)}.\n"
+        f":warning: That is not an operation name I can use: {_fit(reason, _REASON_TEXT)}.\n"
         f"Expected `{EXPECTED_SHAPE}` (segments of letters, digits and `-._~`), "
         f"optionally behind `{CANONICAL_API_URL}/`. Nothing was sent to Google."
     )
@@ -92,6 +135,16 @@ def denied_text(decision: Decision, name: OperationName | OperationParent) -> st
     return f"{text}\n{decision.note}" if decision.note else text
 
 
+def denied_any_text(decision: Decision, count: int) -> str:
+    """None of the `count` names in a message may be cancelled by this caller here."""
+    text = (
+        f":no_entry: That message names {count} operations, and the allowlist grants you "
+        f"`{decision.permission}` on none of them in this channel. Nothing was sent to Google. "
+        "Ask your platform team to add you (or your on-call user group) to the allowlist."
+    )
+    return f"{text}\n{decision.note}" if decision.note else text
+
+
 def no_name_found_text() -> str:
     return (
         ":mag: I found no operation name in that message. I look for "
@@ -101,7 +154,8 @@ def no_name_found_text() -> str:
 
 
 def cannot_open_text(reason: str) -> str:
-    return f":warning: Slack would not open the confirmation ({escape(reason)}). Please try again."
+    said = _fit(reason, _REASON_TEXT)
+    return f":warning: Slack would not open the confirmation ({said}). Please try again."
 
 
 def status_reply(name: OperationName, operation: Operation) -> tuple[str, Blocks]:
@@ -120,12 +174,13 @@ def lookup_failed(subject: str, error: OperationsError) -> tuple[str, Blocks]:
 def list_reply(parent: OperationParent, running: list[Operation], total: int) -> tuple[str, Blocks]:
     text = f"{total} running operation{'s' if total != 1 else ''} in `{parent}`."
     blocks: Blocks = [_section(f"*{text}*")]
-    for operation in running:
-        label = " · ".join(escape(x) for x in (operation.verb, operation.target) if x)
-        line = f"`{escape(operation.name)}`\n{label}"
+    shown = running[:LIST_LIMIT]
+    for operation in shown:
+        label = " · ".join(_fit(x, _FIELD_TEXT) for x in (operation.verb, operation.target) if x)
+        line = f"`{_fit(operation.name, _FIELD_TEXT)}`\n{label}"
         blocks.append(_button_section(line, CANCEL_ACTION_ID, "Cancel…", operation.name))
-    if total > len(running):
-        blocks.append(_context(f"{total - len(running)} more not shown."))
+    if total > len(shown):
+        blocks.append(_context(f"{total - len(shown)} more not shown."))
     return text, blocks
 
 
@@ -152,7 +207,7 @@ def unavailable_text() -> str:
 
 
 def already_cancelling_text(name: OperationName, requester: str, link: str) -> str:
-    where = f" <{link}|See the thread>." if link else ""
+    where = f" <{_fit(link, _LINK_TEXT)}|See the thread>." if link else ""
     return (
         f":information_source: `{name}` is already being cancelled: <@{requester}> asked "
         f"for it.{where} Nothing more was sent to Google."
@@ -170,27 +225,34 @@ def _operation_blocks(name: OperationName, operation: Operation) -> Blocks:
     """What an operation is: the same fields wherever it is shown."""
     fields = [
         ("Name", f"`{name}`"),
-        ("Verb", escape(operation.verb) or "—"),
-        ("Target", escape(operation.target) or "—"),
-        ("Created", escape(operation.create_time) or "—"),
+        ("Verb", _fit(operation.verb, _FIELD_TEXT) or "—"),
+        ("Target", _fit(operation.target, _FIELD_TEXT) or "—"),
+        ("Created", _fit(operation.create_time, _FIELD_TEXT) or "—"),
         ("State", _state(operation)),
     ]
     blocks: Blocks = [
         {
             "type": "section",
-            "fields": [{"type": "mrkdwn", "text": f"*{k}*\n{v}"} for k, v in fields],
+            "fields": [
+                {"type": "mrkdwn", "text": _cap(f"*{k}*\n{v}", limits.FIELD_TEXT)}
+                for k, v in fields
+            ],
         }
     ]
     if operation.status_message:
-        blocks.append(_context(f"Status: {escape(operation.status_message)}"))
+        blocks.append(_context(f"Status: {_fit(operation.status_message, _STATUS_TEXT)}"))
     return blocks
 
 
 def _state(operation: Operation) -> str:
-    if not operation.done:
+    outcome = operation.outcome
+    if outcome is Outcome.RUNNING:
         return "Running" + (" (cancel requested)" if operation.requested_cancellation else "")
-    if operation.error is None:
+    if outcome is Outcome.COMPLETED:
         return "Done: completed"
+    if outcome is Outcome.NO_RESULT:
+        return "Done: no result reported"
+    assert operation.error is not None  # CANCELLED and FAILED carry one
     return f"Done: {operation.error.code.name}"
 
 
@@ -259,7 +321,7 @@ def cancel_answer(error: OperationsError | None) -> tuple[str, Blocks]:
 
 
 def outcome_blocks(code: RpcCode, message: str) -> Blocks:
-    detail = f"Google said: {escape(message)}" if message else ""
+    detail = f"Google said: {_fit(message, _GOOGLE_TEXT)}" if message else ""
     return [
         _section(f"*{code.name}* (code {code.number}): {code.meaning}\n*Next:* {code.next_step}"),
         *([_context(detail)] if detail else []),
@@ -267,8 +329,9 @@ def outcome_blocks(code: RpcCode, message: str) -> Blocks:
 
 
 def cannot_post_text(channel: str, reason: str) -> str:
+    said = _fit(reason, _REASON_TEXT)
     return (
-        f":warning: I couldn't post in <#{channel}> ({escape(reason)}), so I'm reporting here. "
+        f":warning: I couldn't post in <#{channel}> ({said}), so I'm reporting here. "
         "To get follow-ups in the channel next time, add me there: type `/invite @cancel-op` "
         "in it (for a private channel, a member must invite me)."
     )
@@ -278,7 +341,7 @@ def cannot_post_text(channel: str, reason: str) -> str:
 
 
 def status_message(name: OperationName, google_status: str) -> tuple[str, Blocks]:
-    said = f" Google's status: {escape(google_status)}." if google_status else ""
+    said = f" Google's status: {_fit(google_status, _STATUS_TEXT)}." if google_status else ""
     text = f"`{name}` is still running.{said} I'm watching it and will post here when it ends."
     return text, [_context(f":hourglass_flowing_sand: {text}")]
 
@@ -289,25 +352,31 @@ def status_ended(name: OperationName, summary: str) -> tuple[str, Blocks]:
 
 
 def final_message(name: OperationName, operation: Operation) -> tuple[str, str, Blocks]:
-    """(summary, text, blocks) for a done operation: cancelled, completed anyway, or failed."""
-    ended = f" at {escape(operation.end_time)}" if operation.end_time else ""
-    error = operation.error
-    if error is not None and error.code is RpcCode.CANCELLED:
-        summary = "CANCELLED"
-        text = f"`{name}` was cancelled{ended} (CANCELLED)."
-        return summary, text, [_section(f":white_check_mark: *{text}*"),
-                               *outcome_blocks(error.code, error.message)]  # fmt: skip
-    if error is None:
-        summary = "completed"
+    """(summary, text, blocks) for a done operation: cancelled, completed anyway, failed, or
+    ended without saying how."""
+    ended = f" at {_fit(operation.end_time, _FIELD_TEXT)}" if operation.end_time else ""
+    outcome, error = operation.outcome, operation.error
+    if outcome is Outcome.COMPLETED:
         text = f"`{name}` completed{ended} despite the cancellation."
         detail = (
             "Google finished the operation before it could stop it, so its result stands. "
             "*Next:* check what it changed, and undo that if it must not stay."
         )
-        return summary, text, [_section(f":warning: *{text}*\n{detail}")]
-    summary = f"failed ({error.code.name})"
+        return "completed", text, [_section(f":warning: *{text}*\n{detail}")]
+    if outcome is Outcome.NO_RESULT or error is None:
+        text = f"`{name}` ended{ended}, but Google reported neither a result nor an error."
+        detail = (
+            "So I cannot tell whether it was cancelled or finished its work. *Next:* check it "
+            "and what it drives in the Cloud console before starting anything again."
+        )
+        return "ended without a result", text, [_section(f":grey_question: *{text}*\n{detail}")]
+    if outcome is Outcome.CANCELLED:
+        text = f"`{name}` was cancelled{ended} ({error.code.name})."
+        return error.code.name, text, [_section(f":white_check_mark: *{text}*"),
+                                   *outcome_blocks(error.code, error.message)]  # fmt: skip
     text = f"`{name}` failed{ended} with {error.code.name}."
-    return summary, text, [_section(f":x: *{text}*"), *outcome_blocks(error.code, error.message)]
+    return (f"failed ({error.code.name})", text,
+            [_section(f":x: *{text}*"), *outcome_blocks(error.code, error.message)])  # fmt: skip
 
 
 def timeout_message(name: OperationName, watched_seconds: float) -> tuple[str, Blocks]:

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
+from enum import Enum
 from typing import Any
 from urllib.parse import quote
 
@@ -16,7 +18,7 @@ import httpx
 
 from bot import metrics
 from bot.google_auth import CredentialsError, TokenSource
-from bot.names import OperationName, OperationParent
+from bot.names import InvalidName, OperationName, OperationParent, parse_operation_name
 from bot.retry import RetryPolicy, parse_retry_after
 from bot.rpc import RpcCode
 
@@ -28,6 +30,9 @@ _RETRYABLE_HTTP = frozenset({429, 502, 503, 504})
 # httpx's own pool costs CPU for every waiter on every release, which starved Slack
 # acknowledgements when Google was slow (bench/ack_latency.py).
 MAX_IN_FLIGHT = 64
+# Google's messages are a sentence or two; this bounds what Redis and the audit keep of one
+# (Slack shows less still: messages.py cuts to its limits).
+MESSAGE_MAX_CHARS = 2000
 LIST_PAGE_SIZE = 100
 LIST_MAX_PAGES = 20
 
@@ -48,6 +53,16 @@ class OperationError:
     message: str
 
 
+class Outcome(Enum):
+    """Where an operation stands, read from `done`, `error` and `response`."""
+
+    RUNNING = "running"
+    CANCELLED = "cancelled"  # done, error.code 1
+    COMPLETED = "completed"  # done with a response
+    FAILED = "failed"  # done with any other error
+    NO_RESULT = "no result"  # done with neither: Google says it ended but not how
+
+
 @dataclass(frozen=True)
 class Operation:
     """A google.longrunning Operation as read over REST."""
@@ -61,24 +76,43 @@ class Operation:
     end_time: str
     status_message: str
     requested_cancellation: bool
+    has_response: bool = False
+
+    @property
+    def outcome(self) -> Outcome:
+        if not self.done:
+            return Outcome.RUNNING
+        if self.error is not None:
+            cancelled = self.error.code is RpcCode.CANCELLED
+            return Outcome.CANCELLED if cancelled else Outcome.FAILED
+        return Outcome.COMPLETED if self.has_response else Outcome.NO_RESULT
 
     @classmethod
     def from_json(cls, data: Any) -> Operation:
+        """Read strictly: a field of the wrong type is an unreadable answer, never a guess."""
         if not isinstance(data, dict):
-            raise OperationsError(RpcCode.UNKNOWN, "the Operations API answered something else")
+            raise _unreadable("an operation is not a JSON object")
+        done = data.get("done", False)  # proto3 JSON leaves out a false `done`
+        if not isinstance(done, bool):
+            raise _unreadable("`done` is not true or false")
+        raw_error, response = data.get("error"), data.get("response")
+        if raw_error is not None and not isinstance(raw_error, dict):
+            raise _unreadable("`error` is not an object")
+        if response is not None and not isinstance(response, dict):
+            raise _unreadable("`response` is not an object")
+        if raw_error is not None and response is not None:
+            raise _unreadable("it has both `error` and `response`")
         metadata = data.get("metadata")
         meta: dict[str, Any] = metadata if isinstance(metadata, dict) else {}
-        raw_error = data.get("error")
         error = None
-        if isinstance(raw_error, dict):
-            number = raw_error.get("code")
+        if raw_error is not None:
             error = OperationError(
-                RpcCode.from_number(number if isinstance(number, int) else 2),
-                _text(raw_error.get("message")),
+                RpcCode.from_error_code(raw_error.get("code")),
+                _text(raw_error.get("message"))[:MESSAGE_MAX_CHARS],
             )
         return cls(
             name=_text(data.get("name")),
-            done=data.get("done") is True,
+            done=done,
             error=error,
             verb=_text(meta.get("verb")),
             target=_text(meta.get("target")),
@@ -86,11 +120,16 @@ class Operation:
             end_time=_text(meta.get("endTime")),
             status_message=_text(meta.get("statusMessage")),
             requested_cancellation=meta.get("requestedCancellation") is True,
+            has_response=response is not None,
         )
 
 
 def _text(value: Any) -> str:
     return value if isinstance(value, str) else ""
+
+
+def _unreadable(why: str) -> OperationsError:
+    return OperationsError(RpcCode.UNKNOWN, f"Google's answer could not be read: {why}.")
 
 
 class OperationsClient:
@@ -116,11 +155,14 @@ class OperationsClient:
     async def get(self, name: OperationName) -> Operation:
         return Operation.from_json(await self._call("GET", name.url(self._base_url)))
 
-    async def list_running(self, parent: OperationParent, show: int) -> tuple[list[Operation], int]:
-        """Up to `show` running operations under `parent`, and how many are running in all.
+    async def list_running(
+        self, parent: OperationParent, show: int, visible: Callable[[OperationName], bool]
+    ) -> tuple[list[Operation], int]:
+        """Up to `show` running operations under `parent` that are `visible`, and how many in all.
 
-        Follows nextPageToken for at most LIST_MAX_PAGES pages, so a huge backlog cannot
-        hold a Slack reply for long.
+        Operations whose names are not checked operation names under `parent` are left out:
+        they could not be cancelled anyway. Follows nextPageToken for at most LIST_MAX_PAGES
+        pages, so a huge backlog cannot hold a Slack reply for long.
         """
         running: list[Operation] = []
         total = 0
@@ -128,14 +170,14 @@ class OperationsClient:
         for _ in range(LIST_MAX_PAGES):
             query = f"?pageSize={LIST_PAGE_SIZE}" + (f"&pageToken={quote(token)}" if token else "")
             page = await self._call("GET", parent.operations_url(self._base_url) + query)
-            items = page.get("operations") if isinstance(page, dict) else None
+            items = page.get("operations")
             for item in items if isinstance(items, list) else []:
                 operation = Operation.from_json(item)
-                if not operation.done:
+                if not operation.done and _listed_name(operation, parent, visible):
                     total += 1
                     if len(running) < show:
                         running.append(operation)
-            token = _text(page.get("nextPageToken")) if isinstance(page, dict) else ""
+            token = _text(page.get("nextPageToken"))
             if not token:
                 break
         return running, total
@@ -157,14 +199,12 @@ class OperationsClient:
             except httpx.HTTPError as exc:
                 metrics.count_google_call(method, url, RpcCode.UNAVAILABLE.name)
                 if final:
-                    raise OperationsError(
-                        RpcCode.UNAVAILABLE, f"could not reach the Operations API ({exc!s})"
-                    ) from exc
+                    raise _unreachable(exc) from exc
                 await asyncio.sleep(self._retry.delay(attempt))
                 continue
             metrics.count_google_call(method, url, _code_name(response))
             if response.is_success:
-                return _json_or_empty(response)
+                return _json_object(response)
             if response.status_code in _RETRYABLE_HTTP and not final:
                 retry_after = parse_retry_after(response.headers.get("retry-after"))
                 log.info("operations api busy", extra={"http_status": response.status_code})
@@ -174,13 +214,39 @@ class OperationsClient:
         raise AssertionError("unreachable: the last attempt returns or raises")
 
 
-def _json_or_empty(response: httpx.Response) -> Any:
-    if not response.content:
-        return {}
+def _listed_name(
+    operation: Operation, parent: OperationParent, visible: Callable[[OperationName], bool]
+) -> bool:
     try:
-        return response.json()
-    except ValueError as exc:
-        raise OperationsError(RpcCode.UNKNOWN, "the Operations API answered with non-JSON") from exc
+        name = parse_operation_name(operation.name)
+    except InvalidName:
+        return False
+    return name.path.startswith(parent.path + "/") and visible(name)
+
+
+def _unreachable(exc: httpx.HTTPError) -> OperationsError:
+    """Plain words for Slack; the address and the exception only in the log."""
+    log.warning("operations api unreachable", extra={"error": f"{type(exc).__name__}: {exc}"})
+    if isinstance(exc, httpx.TimeoutException):
+        return OperationsError(RpcCode.UNAVAILABLE, "the Operations API did not answer in time")
+    return OperationsError(RpcCode.UNAVAILABLE, "could not reach the Operations API")
+
+
+def _json_object(response: httpx.Response) -> dict[str, Any]:
+    """A 2xx body, which Google always sends as a JSON object (`{}` for an accepted cancel).
+
+    Anything else (an empty body, a proxy's HTML page) leaves it unknown whether Google
+    did what was asked, so it is an UNKNOWN error rather than a success.
+    """
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    if not isinstance(body, dict):
+        detail = {"http_status": response.status_code, "body": response.text[:200]}
+        log.warning("operations api answered 2xx without a JSON object", extra=detail)
+        raise _unreadable(f"HTTP {response.status_code} without a JSON object")
+    return body
 
 
 def _code_name(response: httpx.Response) -> str:
@@ -188,15 +254,13 @@ def _code_name(response: httpx.Response) -> str:
 
 
 def _error_from(response: httpx.Response) -> OperationsError:
-    status: str | None = None
-    message = f"HTTP {response.status_code}"
+    """The HTTP status decides that it failed; Google's `status` name only says how."""
     try:
         payload = response.json()
-    except ValueError:
+    except ValueError:  # a proxy's HTML page, say: the HTTP status is all there is
         payload = None
-    if isinstance(payload, dict) and isinstance(payload.get("error"), dict):
-        error = payload["error"]
-        status = error.get("status") if isinstance(error.get("status"), str) else None
-        message = _text(error.get("message")) or message
-    code = RpcCode.from_status(status, response.status_code)
-    return OperationsError(code, message[:500], response.status_code)
+    error = payload.get("error") if isinstance(payload, dict) else None
+    error = error if isinstance(error, dict) else {}
+    code = RpcCode.from_error_answer(error.get("status"), response.status_code)
+    message = _text(error.get("message"))[:MESSAGE_MAX_CHARS] or f"HTTP {response.status_code}"
+    return OperationsError(code, message, response.status_code)

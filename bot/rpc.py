@@ -123,19 +123,48 @@ class RpcCode(Enum):
     def next_step(self) -> str:
         return self.value.next_step
 
+    @property
+    def http_status(self) -> int:
+        return self.value.http_status
+
     @classmethod
-    def from_number(cls, number: int) -> RpcCode:
+    def from_error_code(cls, number: object) -> RpcCode:
+        """The code of an Operation's `error.code`; anything but a known non-zero int is UNKNOWN.
+
+        JSON `true` arrives as a Python bool, which isinstance() counts as the int 1
+        (CANCELLED), so bools are refused by name.
+        """
+        if isinstance(number, bool) or not isinstance(number, int) or number == 0:
+            return cls.UNKNOWN
         for code in cls:
             if code.number == number:
                 return code
         return cls.UNKNOWN
 
     @classmethod
-    def from_status(cls, status: str | None, http_status: int) -> RpcCode:
-        """The code of an error answer: its `status` name when given, else by HTTP status."""
-        if status and status in cls.__members__:
-            return cls[status]
-        for code in cls:
-            if code.value.http_status == http_status:
-                return code
-        return cls.UNKNOWN
+    def from_error_answer(cls, status: object, http_status: int) -> RpcCode:
+        """The code of a non-2xx answer: its `status` name if that agrees with the HTTP class.
+
+        Several codes share an HTTP status, so the name picks among them; but a name from
+        another class (`"OK"` on a 500, a server error on a 400) loses to the HTTP status.
+        """
+        if isinstance(status, str) and status in cls.__members__:
+            named = cls[status]
+            if named is not cls.OK and named.http_status // 100 == http_status // 100:
+                return named
+        return cls.from_http_status(http_status)
+
+    @classmethod
+    def from_http_status(cls, http_status: int) -> RpcCode:
+        """The code an HTTP status stands for when nothing more precise was said."""
+        return _BY_HTTP_STATUS.get(http_status, cls.UNKNOWN)
+
+
+# google-api-core's reading of bare HTTP statuses; a 502 comes from a proxy that could not
+# reach Google. Statuses shared by several codes name the one whose advice fits all.
+_BY_HTTP_STATUS = {
+    **{code.http_status: code for code in reversed(RpcCode) if code is not RpcCode.OK},
+    409: RpcCode.ABORTED,
+    500: RpcCode.INTERNAL,
+    502: RpcCode.UNAVAILABLE,
+}

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+import bot.allowlist
 from bot.allowlist import Action, AllowlistError, GroupLookupError, load_allowlist, parse_allowlist
 from bot.names import OperationName
 
@@ -138,3 +139,90 @@ def test_the_example_allowlist_in_the_repository_loads() -> None:
     path = Path(__file__).resolve().parent.parent / "allowlist.example.yaml"
     policy = load_allowlist(path, "cloudaicompanion")
     assert [b.permission.rsplit(".", 1)[1] for b in policy.bindings] == ["cancel", "get", "list"]
+
+
+class SlowGroups(Groups):
+    """Groups that answer after a delay each (or never), counting lookups in flight at once."""
+
+    def __init__(self, members: dict[str, frozenset[str]], delays: dict[str, float]) -> None:
+        super().__init__(members)
+        self._delays = delays
+        self._in_flight = 0
+        self.most_in_flight = 0
+
+    async def members(self, group_id: str) -> frozenset[str]:
+        self._in_flight += 1
+        self.most_in_flight = max(self.most_in_flight, self._in_flight)
+        try:
+            await asyncio.sleep(self._delays.get(group_id, 0.0))
+            return await super().members(group_id)
+        finally:
+            self._in_flight -= 1
+
+
+TWO_GROUPS = """
+bindings:
+  - permission: cloudaicompanion.operations.cancel
+    members: [usergroup:S1]
+  - permission: cloudaicompanion.operations.cancel
+    members: [usergroup:S2]
+"""
+
+
+def test_group_lookups_run_at_once() -> None:
+    groups = SlowGroups({"S1": frozenset(), "S2": frozenset({"U1"})}, {"S1": 0.2, "S2": 0.2})
+    assert allowed(TWO_GROUPS, Action.CANCEL, "U1", groups=groups)
+    assert groups.most_in_flight == 2
+
+
+def test_a_group_not_answered_within_the_budget_is_not_membership(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(bot.allowlist, "GROUP_LOOKUP_BUDGET_SECONDS", 0.1)
+    groups = SlowGroups({"S1": frozenset(), "S2": frozenset({"U1"})}, {"S2": 30.0})
+    policy = parse_allowlist(TWO_GROUPS, "cloudaicompanion")
+    decision = asyncio.run(policy.check(Action.CANCEL, "U1", NAME, "C1", groups))
+    assert not decision.allowed
+    assert "in time" in decision.note
+
+
+def test_one_group_answering_yes_is_enough_while_another_is_still_slow(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(bot.allowlist, "GROUP_LOOKUP_BUDGET_SECONDS", 5.0)
+    groups = SlowGroups({"S1": frozenset(), "S2": frozenset({"U1"})}, {"S1": 30.0})
+    assert allowed(TWO_GROUPS, Action.CANCEL, "U1", groups=groups)
+
+
+def test_a_grant_covers_the_union_of_the_callers_bindings_in_that_channel() -> None:
+    text = """
+bindings:
+  - permission: cloudaicompanion.operations.list
+    members: [user:U1]
+    resources: [projects/p/locations/l/operations/batch-*]
+  - permission: cloudaicompanion.operations.list
+    members: [usergroup:S1]
+    resources: [projects/q/locations/*/operations/*]
+  - permission: cloudaicompanion.operations.list
+    members: [user:U1]
+    resources: [projects/p/locations/l/operations/*]
+    channels: [C9]
+  - permission: cloudaicompanion.operations.cancel
+    members: [user:U1]
+"""
+    policy = parse_allowlist(text, "cloudaicompanion")
+    groups = Groups({"S1": frozenset({"U1"})})
+    grant = asyncio.run(policy.grant(Action.LIST, "U1", "C1", groups))
+    covered = [
+        name.operation
+        for name in (
+            OperationName("p", "l", "batch-7"),
+            OperationName("p", "l", "payroll-export"),
+            OperationName("q", "eu", "any"),
+            OperationName("r", "l", "batch-1"),
+        )
+        if grant.covers(name)
+    ]
+    assert covered == ["batch-7", "any"]
+    in_c9 = asyncio.run(policy.grant(Action.LIST, "U1", "C9", groups))
+    assert in_c9.covers(OperationName("p", "l", "payroll-export"))

@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Coroutine
+import json
+import logging
+from collections.abc import Callable, Coroutine, Iterator
 from typing import Any, TypeVar
 
 import httpx
 import pytest
+from aiohttp import web
 
 from bot.google_auth import AnonymousTokens
 from bot.http_transport import AiohttpTransport
 from bot.names import OperationName
-from bot.operations import OperationsClient, OperationsError
+from bot.operations import OperationsClient, OperationsError, Outcome
 from bot.retry import RetryPolicy
 from bot.rpc import RpcCode
 from bot.standins.operations_api import FakeOperation, OperationsStandIn
@@ -87,3 +90,175 @@ def test_a_cancel_is_a_post_to_the_cancel_url(
     assert call(f"{google_server[1].url}/v1", lambda c: c.cancel(NAME)) is None
     assert [(r.method, r.action) for r in google.state.requests] == [("POST", "cancel")]
     assert google.state.operations[str(NAME)].cancel_requested
+
+
+class RawAnswers:
+    """An HTTP server on 127.0.0.1 that answers each request with the next scripted bytes,
+    as a proxy or a misbehaving backend would: any status, any body, any content type."""
+
+    def __init__(self) -> None:
+        self.answers: list[tuple[int, bytes, str]] = []
+
+    async def make_app(self) -> web.Application:
+        app = web.Application()
+        app.router.add_route("*", "/{tail:.*}", self._answer)
+        return app
+
+    async def _answer(self, request: web.Request) -> web.Response:
+        status, body, content_type = self.answers.pop(0)
+        return web.Response(status=status, body=body, content_type=content_type)
+
+
+@pytest.fixture(scope="module")
+def raw_server() -> Iterator[tuple[RawAnswers, BackgroundServer]]:
+    answers = RawAnswers()
+    server = BackgroundServer(answers.make_app).start()
+    yield answers, server
+    server.stop()
+
+
+def answered(raw: tuple[RawAnswers, BackgroundServer], status: int, body: Any,
+             make: Callable[[OperationsClient], Coroutine[Any, Any, T]],
+             content_type: str = "application/json") -> T:  # fmt: skip
+    """What the client makes of one raw answer (a JSON value, or bytes sent as they are)."""
+    raw[0].answers = [(status, body if isinstance(body, bytes) else json.dumps(body).encode(),
+                       content_type)]  # fmt: skip
+    return call(f"{raw[1].url}/v1", make)
+
+
+def failure(raw: tuple[RawAnswers, BackgroundServer], status: int, body: Any,
+            make: Callable[[OperationsClient], Coroutine[Any, Any, Any]],
+            content_type: str = "application/json") -> OperationsError:  # fmt: skip
+    with pytest.raises(OperationsError) as failed:
+        answered(raw, status, body, make, content_type)
+    return failed.value
+
+
+PROXY_PAGE = b"<html><body><h1>502 Bad Gateway</h1>nginx at 10.0.0.7:8443</body></html>"
+
+
+@pytest.mark.parametrize(
+    ("status", "body", "code"),
+    [
+        (500, {"error": {"code": 0, "message": "fine", "status": "OK"}}, RpcCode.INTERNAL),
+        (503, {"error": {"code": 0, "status": "OK"}}, RpcCode.UNAVAILABLE),
+        (400, {"error": {"code": 14, "status": "UNAVAILABLE"}}, RpcCode.INVALID_ARGUMENT),
+        (500, {"error": {"code": 5, "status": "NOT_FOUND"}}, RpcCode.INTERNAL),
+        (409, {"error": {"status": True}}, RpcCode.ABORTED),
+        (404, ["not", "an", "object"], RpcCode.NOT_FOUND),
+    ],
+)
+def test_the_http_status_class_wins_where_the_body_disagrees(
+    raw_server: tuple[RawAnswers, BackgroundServer], status: int, body: Any, code: RpcCode
+) -> None:
+    error = failure(raw_server, status, body, lambda c: c.cancel(NAME))
+    assert error.code is code
+    assert error.http_status == status
+
+
+def test_a_proxys_html_error_page_maps_to_its_status_without_its_text(
+    raw_server: tuple[RawAnswers, BackgroundServer],
+) -> None:
+    error = failure(raw_server, 502, PROXY_PAGE, lambda c: c.get(NAME), "text/html")
+    assert error.code is RpcCode.UNAVAILABLE
+    assert error.message == "HTTP 502"
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type"),
+    [(b"", "application/json"), (b"[]", "application/json"), (b'"OK"', "application/json"),
+     (PROXY_PAGE, "text/html")],
+)  # fmt: skip
+def test_a_cancels_2xx_must_be_a_json_object_or_it_is_unknown(
+    raw_server: tuple[RawAnswers, BackgroundServer], body: bytes, content_type: str
+) -> None:
+    error = failure(raw_server, 200, body, lambda c: c.cancel(NAME), content_type)
+    assert error.code is RpcCode.UNKNOWN
+    assert "could not be read" in error.message
+    assert b"nginx" not in error.message.encode()
+
+
+def test_a_200_is_an_accepted_cancel_whatever_its_object_says(
+    raw_server: tuple[RawAnswers, BackgroundServer],
+) -> None:
+    body = {"error": {"code": 13, "status": "INTERNAL"}}
+    assert answered(raw_server, 200, body, lambda c: c.cancel(NAME)) is None
+
+
+def operation_json(**fields: Any) -> dict[str, Any]:
+    return {"name": str(NAME), "metadata": {"verb": "create"}, **fields}
+
+
+@pytest.mark.parametrize(
+    ("fields", "outcome", "code"),
+    [
+        ({"done": True, "error": {"code": 1, "message": "cancelled"}}, Outcome.CANCELLED,
+         RpcCode.CANCELLED),
+        ({"done": True, "error": {"code": True, "message": "odd"}}, Outcome.FAILED,
+         RpcCode.UNKNOWN),
+        ({"done": True, "error": {"code": "1"}}, Outcome.FAILED, RpcCode.UNKNOWN),
+        ({"done": True, "error": {"code": 1.0}}, Outcome.FAILED, RpcCode.UNKNOWN),
+        ({"done": True, "error": {"message": "no code"}}, Outcome.FAILED, RpcCode.UNKNOWN),
+        ({"done": True, "error": {"code": 99}}, Outcome.FAILED, RpcCode.UNKNOWN),
+        ({"done": True, "response": {"@type": "x"}}, Outcome.COMPLETED, None),
+        ({"done": True}, Outcome.NO_RESULT, None),
+        ({}, Outcome.RUNNING, None),
+        ({"done": False}, Outcome.RUNNING, None),
+    ],
+)  # fmt: skip
+def test_operations_are_read_with_their_fields_type_checked(
+    raw_server: tuple[RawAnswers, BackgroundServer],
+    fields: dict[str, Any],
+    outcome: Outcome,
+    code: RpcCode | None,
+) -> None:
+    operation = answered(raw_server, 200, operation_json(**fields), lambda c: c.get(NAME))
+    assert operation.outcome is outcome
+    assert (operation.error.code if operation.error else None) is code
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"done": "true"},
+        {"done": 1},
+        {"done": None},
+        {"done": True, "error": "failed"},
+        {"done": True, "response": "yes"},
+        {"done": True, "error": {"code": 1}, "response": {}},
+    ],
+)
+def test_an_operation_with_fields_of_the_wrong_type_is_unreadable(
+    raw_server: tuple[RawAnswers, BackgroundServer], fields: dict[str, Any]
+) -> None:
+    error = failure(raw_server, 200, operation_json(**fields), lambda c: c.get(NAME))
+    assert error.code is RpcCode.UNKNOWN
+    assert "could not be read" in error.message
+
+
+def test_transport_errors_keep_addresses_and_exceptions_out_of_the_message(
+    google_server: tuple[OperationsStandIn, BackgroundServer], caplog: pytest.LogCaptureFixture
+) -> None:
+    port = google_server[1].port
+    # Refused, and TLS spoken to a plain-HTTP server: both fail before any answer.
+    for base_url in ("http://127.0.0.1:1/v1", f"https://127.0.0.1:{port}/v1"):
+        with (
+            caplog.at_level(logging.WARNING, logger="bot.operations"),
+            pytest.raises(OperationsError) as failed,
+        ):
+            call(base_url, lambda c: c.get(NAME))
+        assert failed.value.code is RpcCode.UNAVAILABLE
+        assert failed.value.message == "could not reach the Operations API"
+        logged = " ".join(str(getattr(r, "error", "")) for r in caplog.records)
+        assert "127.0.0.1" in logged
+        caplog.clear()
+
+
+def test_a_timeout_says_so_in_plain_words(
+    google: OperationsStandIn, google_server: tuple[OperationsStandIn, BackgroundServer]
+) -> None:
+    google.state.add(FakeOperation(str(NAME)))
+    google.state.latency_seconds = 1.0
+    with pytest.raises(OperationsError) as failed:
+        call(f"{google_server[1].url}/v1", lambda c: c.get(NAME), read_timeout=0.1)
+    assert failed.value.message == "the Operations API did not answer in time"

@@ -1,7 +1,8 @@
 """A stand-in for the Slack Web API over real HTTP: records calls, answers like Slack.
 
 Point the bot's SLACK_API_URL at `{url}/api/`. Answers can be scripted per method
-(errors, HTTP 429 with Retry-After, 5xx) and per channel (`not_in_channel`). It keeps what
+(errors, HTTP 429 with Retry-After, 5xx), delayed per method, and per channel
+(`not_in_channel`); messages and modals over Slack's limits are refused as Slack does. It keeps what
 a Slack client shows: messages and threads, each user's ephemeral messages and modals,
 so that `slack_client.SlackClientApi` can serve them to the sandbox page.
 """
@@ -9,15 +10,19 @@ so that `slack_client.SlackClientApi` can serve them to the sandbox page.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import json
 import time
 from collections import deque
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qsl
 
 from aiohttp import WSMsgType, web
+
+from bot.slack_limits import message_problems, view_problems
 
 
 @dataclass
@@ -30,6 +35,8 @@ BOT_USER = "U0BOT"
 # Methods whose effect a person sees; each one moves SlackState.version on.
 _VISIBLE = {"chat.postMessage", "chat.update", "chat.postEphemeral", "views.open",
             "views.update", "views.push"}  # fmt: skip
+_MESSAGE_METHODS = {"chat.postMessage", "chat.update", "chat.postEphemeral"}
+_VIEW_METHODS = {"views.open", "views.update", "views.push"}
 
 
 @dataclass
@@ -83,6 +90,11 @@ class SlackState:
     usergroups: dict[str, list[str]] = field(default_factory=dict)
     # channel -> Slack error that chat.postMessage answers there (e.g. "not_in_channel")
     closed_channels: dict[str, str] = field(default_factory=dict)
+    # Calls Slack would refuse for breaking its limits: (method, error, reasons)
+    refused: list[tuple[str, str, list[str]]] = field(default_factory=list)
+    # method -> seconds to wait before answering it, and how many calls were in flight at once
+    delays: dict[str, float] = field(default_factory=dict)
+    most_in_flight: dict[str, int] = field(default_factory=dict)
     # method -> queued (HTTP status, body, headers) answers to give before normal ones
     scripted: dict[str, deque[tuple[int, dict[str, Any], dict[str, str]]]] = field(
         default_factory=dict
@@ -116,6 +128,7 @@ class SlackStandIn:
     def __init__(self) -> None:
         self.state = SlackState()
         self._ids = itertools.count(1)
+        self._in_flight_now: dict[str, int] = {}
 
     def reset(self) -> None:
         self.state = SlackState()
@@ -151,6 +164,10 @@ class SlackStandIn:
 
     async def _response_url(self, request: web.Request) -> web.Response:
         body = await request.json()
+        error, reasons = message_problems(body.get("text"), body.get("blocks"))
+        if error and not body.get("delete_original"):
+            self.state.refused.append(("response_url", error, reasons))
+            return web.json_response({"ok": False, "error": error}, status=400)
         self.state.responses.append(body)
         origin = self.state.response_urls.get(request.match_info["id"])
         if origin is not None:
@@ -176,7 +193,8 @@ class SlackStandIn:
                 args.update(json.loads(raw or b"{}"))
             else:
                 args.update(parse_qsl(raw.decode()))
-        status, body, headers = self._answer(method, args)
+        async with self._in_flight(method):
+            status, body, headers = self._answer(method, args)
         if method == "apps.connections.open":
             body = {"ok": True, "url": f"ws://{request.host}/socket"}
         if method == "chat.postMessage" and body.get("ok"):
@@ -194,10 +212,41 @@ class SlackStandIn:
         queued = self.state.scripted.get(method)
         if queued:
             return queued.popleft()
+        refused = self._over_limits(method, args)
+        if refused is not None:
+            return 200, refused, {}
         handler = getattr(self, "_" + method.replace(".", "_"), None)
         if handler is None:
             return 200, {"ok": False, "error": "unknown_method"}, {}
         return 200, handler(args), {}
+
+    @contextlib.asynccontextmanager
+    async def _in_flight(self, method: str) -> AsyncIterator[None]:
+        """Answer after the method's set delay, counting the calls that overlap meanwhile."""
+        in_flight = self._in_flight_now.get(method, 0) + 1
+        self._in_flight_now[method] = in_flight
+        most = self.state.most_in_flight
+        most[method] = max(most.get(method, 0), in_flight)
+        try:
+            await asyncio.sleep(self.state.delays.get(method, 0.0))
+            yield
+        finally:
+            self._in_flight_now[method] -= 1
+
+    def _over_limits(self, method: str, args: dict[str, Any]) -> dict[str, Any] | None:
+        """Slack's answer to a message or modal over its limits; None when within them."""
+        if method in _MESSAGE_METHODS:
+            error, reasons = message_problems(args.get("text"), _blocks(args))
+        elif method in _VIEW_METHODS:
+            view = args.get("view")
+            reasons = view_problems(json.loads(view) if isinstance(view, str) else view)
+            error = "invalid_arguments" if reasons else ""
+        else:
+            return None
+        if not error:
+            return None
+        self.state.refused.append((method, error, reasons))
+        return {"ok": False, "error": error, "response_metadata": {"messages": reasons}}
 
     def next_ts(self) -> str:
         return f"{time.time():.0f}.{next(self._ids):06d}"

@@ -20,10 +20,12 @@ def open_modal(
     running: RunningBot, slack: SlackStandIn, user: str, text: str = OP, channel: str = "C0CHANNEL"
 ) -> dict[str, Any]:
     """Run the slash command and return the modal once the live operation is in it."""
+    # Earlier modals' updates are already there: wait for this one's.
+    updates = len(slack.state.calls_to("views.update")) + 1
     response = running.driver.command(text, user=user, channel=channel)
     assert response.status_code == 200
     assert response.text == ""  # acknowledged with no ephemeral text: a modal follows
-    return shown_modal(slack)
+    return shown_modal(slack, updates)
 
 
 def shown_modal(slack: SlackStandIn, updates: int = 1) -> dict[str, Any]:

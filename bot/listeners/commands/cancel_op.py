@@ -73,13 +73,25 @@ async def _read(
     channel: str,
 ) -> None:
     """`status` and `list`: check the permission, read from Google, reply to the caller."""
-    decision = await services.allowlist.check(action, user, resource, channel, services.groups)
+    allowlist, groups = services.allowlist, services.groups
+    if isinstance(resource, OperationParent):
+        grant = await allowlist.grant(action, user, channel, groups, within=resource)
+        decision = grant.decide(resource)
+    else:
+        decision = await allowlist.check(action, user, resource, channel, groups)
     if not decision.allowed:
+        await services.audit.record(
+            "denied", actor=user, operation=str(resource), channel=channel, outcome="denied",
+            permission=decision.permission, step=action.value,
+        )  # fmt: skip
         await respond(response_type="ephemeral", text=messages.denied_text(decision, resource))
         return
     try:
         if isinstance(resource, OperationParent):
-            running, total = await services.operations.list_running(resource, messages.LIST_LIMIT)
+            # Each operation is shown only if the caller's list bindings cover it.
+            running, total = await services.operations.list_running(
+                resource, messages.LIST_LIMIT, grant.covers
+            )
             text, blocks = messages.list_reply(resource, running, total)
         else:
             text, blocks = messages.status_reply(resource, await services.operations.get(resource))

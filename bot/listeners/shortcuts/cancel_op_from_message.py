@@ -11,11 +11,12 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot import messages
+from bot.allowlist import Action
 from bot.confirmation import ConfirmContext
 from bot.listeners.message_text import message_texts
-from bot.listeners.open_confirmation import cannot_open, open_confirmation
-from bot.names import find_operation_names
-from bot.services import services_of
+from bot.listeners.open_confirmation import Reply, cannot_open, open_confirmation
+from bot.names import OperationName, find_operation_names
+from bot.services import Services, services_of
 
 
 async def cancel_op_from_message(
@@ -39,15 +40,38 @@ async def cancel_op_from_message(
     # Follow-ups go into the alert's thread (or the thread it already sits in).
     thread_ts = str(message.get("thread_ts") or message.get("ts") or "")
     confirm = ConfirmContext("", shortcut["user"]["id"], shortcut["channel"]["id"], thread_ts)
+    trigger_id = shortcut["trigger_id"]
+    if len(names) > 1:
+        names = await _cancellable(services, names, confirm, reply)
     if len(names) > 1:
         view = messages.pick_view(names, services.signer.dump(confirm))
         try:
-            await client.views_open(trigger_id=shortcut["trigger_id"], view=view)
+            await client.views_open(trigger_id=trigger_id, view=view)
         except SlackApiError as exc:
             await cannot_open(reply, exc)
-        return
-    name = names[0]
-    await open_confirmation(
-        client, services, name, replace(confirm, operation=str(name)), reply,
-        trigger_id=shortcut["trigger_id"], step="shortcut",
-    )  # fmt: skip
+    elif names:
+        name = names[0]
+        await open_confirmation(
+            client, services, name, replace(confirm, operation=str(name)), reply,
+            trigger_id=trigger_id, step="shortcut",
+        )  # fmt: skip
+
+
+async def _cancellable(
+    services: Services, names: list[OperationName], confirm: ConfirmContext, reply: Reply
+) -> list[OperationName]:
+    """The names the caller may cancel here; if none, they are told why and it is audited."""
+    grant = await services.allowlist.grant(
+        Action.CANCEL, confirm.requester, confirm.channel, services.groups
+    )
+    allowed = [name for name in names if grant.covers(name)]
+    if allowed:
+        return allowed
+    decision = grant.decide(names[0])
+    for name in names[: messages.PICK_LIMIT]:
+        await services.audit.record(
+            "denied", actor=confirm.requester, operation=str(name), channel=confirm.channel,
+            outcome="denied", permission=decision.permission, step="shortcut",
+        )  # fmt: skip
+    await reply(messages.denied_any_text(decision, len(names)))
+    return []

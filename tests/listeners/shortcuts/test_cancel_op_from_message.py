@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import pytest
+import redis
 
+from bot.audit import AUDIT_STREAM
 from bot.standins.operations_api import OperationsStandIn
 from bot.standins.slack_api import SlackStandIn
 from tests.conftest import ONCALL, STRANGER, RunningBot
@@ -102,3 +105,51 @@ def test_someone_not_allowed_is_refused_before_any_modal(
     assert "cloudaicompanion.operations.cancel" in response_text(slack)
     assert slack.state.calls_to("views.open") == []
     assert google.state.requests == []
+
+
+THIRD = "projects/prod-1/locations/us-central1/operations/op-789"
+PROD_1_ONLY = f"""
+bindings:
+  - permission: cloudaicompanion.operations.cancel
+    members: [user:{ONCALL}]
+    resources: [projects/prod-1/locations/*/operations/*]
+"""
+
+
+def test_the_pick_offers_only_the_names_the_caller_may_cancel(
+    start_bot: Callable[..., RunningBot], slack: SlackStandIn, google: OperationsStandIn
+) -> None:
+    running = start_bot(PROD_1_ONLY)
+    running.driver.shortcut({"text": f"{OP} {OTHER} {THIRD}"}, user=ONCALL)
+    wait_for(lambda: slack.state.views)
+    pick = slack.state.views[next(iter(slack.state.views))]
+    assert [b["accessory"]["value"] for b in pick["blocks"] if "accessory" in b] == [OP, THIRD]
+    assert OTHER not in view_text(pick)
+
+
+def test_one_name_the_caller_may_cancel_among_several_opens_its_confirmation(
+    start_bot: Callable[..., RunningBot], slack: SlackStandIn, google: OperationsStandIn
+) -> None:
+    seed(google)
+    running = start_bot(PROD_1_ONLY)
+    running.driver.shortcut({"text": f"{OTHER} then {OP}"}, user=ONCALL)
+    view = shown_modal(slack)
+    assert f"`{OP}`" in view_text(view) and OTHER not in view_text(view)
+    assert view["submit"]["text"] == "Cancel operation"
+
+
+def test_several_names_none_of_them_allowed_are_refused_before_any_modal_and_audited(
+    running: RunningBot, slack: SlackStandIn, google: OperationsStandIn, redis_url: str
+) -> None:
+    running.driver.shortcut({"text": f"{OP} {OTHER}"}, user=STRANGER)
+    text = response_text(slack)
+    assert "cloudaicompanion.operations.cancel" in text and "2 operations" in text
+    assert slack.state.calls_to("views.open") == []
+    assert google.state.requests == []
+    store = redis.Redis.from_url(redis_url, decode_responses=True)
+    entries: list[Any] = [entry for _, entry in store.xrange(AUDIT_STREAM) or []]
+    store.close()
+    assert [(e["event"], e["actor"], e["operation"], e["step"]) for e in entries] == [
+        ("denied", STRANGER, OP, "shortcut"),
+        ("denied", STRANGER, OTHER, "shortcut"),
+    ]
