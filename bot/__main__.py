@@ -22,7 +22,9 @@ log = logging.getLogger("cancel_op")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bot", description=__doc__)
+    # The console script and `python -m bot` run the same command line; usage names the one used.
+    prog = "python -m bot" if sys.argv[0].endswith("__main__.py") else "cancel-op"
+    parser = argparse.ArgumentParser(prog=prog, description=__doc__)
     parser.add_argument(
         "command", nargs="?", default="serve", choices=("serve", "worker", "sandbox")
     )
