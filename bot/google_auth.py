@@ -1,13 +1,17 @@
 """Bearer tokens for Google from google-auth, refreshed over httpx off the event loop.
 
 google-auth has no httpx transport, so `HttpxAuthRequest` implements its
-`transport.Request` over a synchronous httpx client; refreshes run in a thread.
+`transport.Request` over a synchronous httpx client; refreshes run in a thread. Finding
+the credentials (key file, gcloud's, workload identity federation, the metadata server of
+Cloud Run, GKE and GCE) goes over the same client, so it honours the proxy settings too.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+import contextlib
+import logging
+from collections.abc import Iterator, Mapping
 from typing import Any, Protocol
 
 import google.auth
@@ -84,11 +88,19 @@ class GoogleTokens:
 
     @classmethod
     def from_adc(cls) -> GoogleTokens:
+        """Application Default Credentials; no token is fetched until the first call."""
+        # httpx reads HTTP(S)_PROXY and NO_PROXY itself when it has no custom transport.
+        client = httpx.Client(timeout=30.0)
         try:
-            credentials, _project = google.auth.default(scopes=[CLOUD_PLATFORM_SCOPE])
-        except google.auth.exceptions.DefaultCredentialsError as exc:
+            with _discovery_logs_held():
+                credentials, _project = google.auth.default(
+                    scopes=[CLOUD_PLATFORM_SCOPE], request=HttpxAuthRequest(client)
+                )
+        # ValueError: the project lookup of workload identity federation reads its answer as JSON.
+        except (google.auth.exceptions.GoogleAuthError, ValueError) as exc:
+            client.close()
             raise CredentialsError(str(exc).splitlines()[0]) from exc
-        return cls(credentials)
+        return cls(credentials, client)
 
     async def headers(self) -> dict[str, str]:
         if not self._credentials.valid:
@@ -105,3 +117,30 @@ class GoogleTokens:
             raise CredentialsError(
                 f"could not refresh Google credentials: {type(exc).__name__}"
             ) from exc
+
+
+class _HeldRecords(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__()
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
+@contextlib.contextmanager
+def _discovery_logs_held() -> Iterator[None]:
+    """Hold google-auth's log records while it looks for credentials: logged if it finds
+    some; if not, the start-up error says in one line what was missing instead."""
+    held = _HeldRecords()
+    google_logs = logging.getLogger("google")
+    propagates = google_logs.propagate
+    google_logs.addHandler(held)
+    google_logs.propagate = False
+    try:
+        yield
+    finally:
+        google_logs.removeHandler(held)
+        google_logs.propagate = propagates
+    for record in held.records:
+        logging.getLogger().handle(record)

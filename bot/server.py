@@ -47,7 +47,8 @@ async def connected(
 ) -> AsyncIterator[Clients]:
     store = connect_redis(redis_url)
     async with (
-        aiohttp.ClientSession() as slack_session,
+        # trust_env: HTTP(S)_PROXY and NO_PROXY decide each Slack call's route (see slack_client).
+        aiohttp.ClientSession(trust_env=True) as slack_session,
         httpx.AsyncClient(
             timeout=httpx.Timeout(10.0, connect=5.0),
             transport=AiohttpTransport(max_connections=MAX_IN_FLIGHT),
