@@ -1,17 +1,35 @@
-"""Google credentials: ADC tokens are fetched over httpx and sent; anonymous sends none."""
+"""Google credentials: every kind of ADC finds its tokens, sends them and refreshes them;
+anonymous sends none."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+import json
+from collections.abc import Callable, Iterator
 from pathlib import Path
+
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
 
 from bot.google_auth import GoogleTokens
 from bot.standins.operations_api import OperationsStandIn
+from bot.standins.runner import BackgroundServer
 from bot.standins.slack_api import SlackStandIn
 from tests.conftest import ONCALL, RunningBot
+from tests.forwarding_proxy import Carried, ForwardingProxy
+from tests.google_auth_standins import (
+    CLOUD_PLATFORM,
+    IAM_SCOPE,
+    JWT_BEARER,
+    JWT_TOKEN_TYPE,
+    GcloudUser,
+    ServiceAccountKey,
+    TokenEndpoint,
+)
 from tests.listeners.flow import confirm, open_modal, seed
 from tests.slack_driver import wait_for
+from tests.tls_certs import LocalAuthority
 
 
 def test_adc_tokens_are_fetched_once_and_sent_as_bearer(
@@ -47,3 +65,161 @@ def test_concurrent_callers_share_one_refresh(
     headers = asyncio.run(many())
     assert {h["Authorization"] for h in headers} == {f"Bearer {google.access_token}"}
     assert google.state.tokens_issued == 1
+
+
+# Every kind of Application Default Credentials, against stand-ins of where its tokens
+# come from. The first token lives 1 s (already stale, to google-auth), so the cancel that
+# follows the modal's GET must carry a new one; the polls after it reuse that one.
+
+SA_EMAIL = "cancel-op@test-project.iam.gserviceaccount.com"
+AUDIENCE = (
+    "//iam.googleapis.com/projects/123456789/locations/global/"
+    "workloadIdentityPools/ci-pool/providers/ci-provider"
+)
+
+
+@pytest.fixture
+def no_ambient_credentials(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """No key file, an empty gcloud configuration, no metadata server: only what the test
+    puts there is found. Returns the gcloud configuration directory."""
+    gcloud = tmp_path / "gcloud"
+    gcloud.mkdir()
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setenv("CLOUDSDK_CONFIG", str(gcloud))
+    monkeypatch.delenv("GOOGLE_APPLICATION_CREDENTIALS", raising=False)
+    monkeypatch.setenv("GCE_METADATA_IP", "127.0.0.1:1")
+    return gcloud
+
+
+@pytest.fixture
+def token_endpoint() -> Iterator[TokenEndpoint]:
+    endpoint = TokenEndpoint()
+    server = BackgroundServer(endpoint.make_app).start()
+    endpoint.url = server.url
+    yield endpoint
+    server.stop()
+
+
+def write_service_account_key(path: Path, endpoint: TokenEndpoint, token_uri: str) -> Path:
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    endpoint.service_accounts[SA_EMAIL] = ServiceAccountKey(SA_EMAIL, "key-1", key)
+    pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ).decode()
+    path.write_text(json.dumps({
+        "type": "service_account", "project_id": "test-project", "private_key_id": "key-1",
+        "private_key": pem, "client_email": SA_EMAIL, "client_id": "1", "token_uri": token_uri,
+    }))  # fmt: skip
+    return path
+
+
+def run_a_cancel(
+    start_bot: Callable[..., RunningBot], slack: SlackStandIn, google: OperationsStandIn
+) -> list[str]:
+    """Confirm a cancel, wait for a poll after it, return the token each Google call carried."""
+    seed(google)
+    running = start_bot(tokens=GoogleTokens.from_adc(), POLL_INITIAL_SECONDS="0.1")
+    confirm(running, open_modal(running, slack, ONCALL), ONCALL)
+    wait_for(lambda: len(google.state.requests) >= 3, what="a poll after the cancel")
+    return [r.authorization.removeprefix("Bearer ") for r in google.state.requests]
+
+
+def test_a_service_account_key_file_signs_its_jwt_and_refreshes(
+    no_ambient_credentials: Path,
+    token_endpoint: TokenEndpoint,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    start_bot: Callable[..., RunningBot],
+    slack: SlackStandIn,
+    google: OperationsStandIn,
+) -> None:
+    key = write_service_account_key(
+        tmp_path / "key.json", token_endpoint, f"{token_endpoint.url}/token"
+    )
+    monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", str(key))
+    token_endpoint.tokens.lifetimes.append(1)
+    carried = run_a_cancel(start_bot, slack, google)
+    assert carried[:2] == ["access-token-1", "access-token-2"]
+    assert set(carried[2:]) == {"access-token-2"}
+    assert token_endpoint.grants == [JWT_BEARER, JWT_BEARER]
+
+
+@pytest.mark.parametrize("impersonate", [False, True], ids=["direct", "impersonating"])
+def test_workload_identity_federation_exchanges_the_subject_token(
+    impersonate: bool,
+    no_ambient_credentials: Path,
+    token_endpoint: TokenEndpoint,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    start_bot: Callable[..., RunningBot],
+    slack: SlackStandIn,
+    google: OperationsStandIn,
+) -> None:
+    subject = tmp_path / "oidc-token"
+    subject.write_text("eyJhbGciOiJSUzI1NiJ9.ci-oidc-token.sig")
+    token_endpoint.subject_tokens[subject.read_text()] = AUDIENCE
+    config: dict[str, object] = {
+        "type": "external_account", "audience": AUDIENCE,
+        "subject_token_type": JWT_TOKEN_TYPE, "token_url": f"{token_endpoint.url}/sts",
+        "credential_source": {"file": str(subject)},
+    }  # fmt: skip
+    if impersonate:
+        config["service_account_impersonation_url"] = (
+            f"{token_endpoint.url}/v1/projects/-/serviceAccounts/{SA_EMAIL}:generateAccessToken"
+        )
+    (tmp_path / "wif.json").write_text(json.dumps(config))
+    monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", str(tmp_path / "wif.json"))
+    # Else google-auth asks Cloud Resource Manager on the internet for the project.
+    monkeypatch.setenv("GOOGLE_CLOUD_PROJECT", "test-project")
+    token_endpoint.tokens.lifetimes.extend([1, 1] if impersonate else [1])
+    carried = run_a_cancel(start_bot, slack, google)
+    # Impersonating, each refresh is an exchange and then a generateAccessToken.
+    first, second = ("access-token-2", "access-token-4") if impersonate else (
+        "access-token-1", "access-token-2")  # fmt: skip
+    assert carried[:2] == [first, second]
+    assert set(carried[2:]) == {second}
+    assert token_endpoint.impersonated == ([SA_EMAIL] * 2 if impersonate else [])
+    assert token_endpoint.exchanged_scopes == [IAM_SCOPE if impersonate else CLOUD_PLATFORM] * 2
+
+
+def test_gcloud_user_credentials_refresh_at_googles_token_endpoint_through_the_proxy(
+    no_ambient_credentials: Path,
+    token_endpoint: TokenEndpoint,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    start_bot: Callable[..., RunningBot],
+    slack: SlackStandIn,
+    google: OperationsStandIn,
+) -> None:
+    # google-auth always sends refresh tokens to https://oauth2.googleapis.com/token, so
+    # the stand-in is that host, over TLS, behind a proxy as in a locked-down network.
+    authority = LocalAuthority(tmp_path)
+    tls = BackgroundServer(
+        token_endpoint.make_app, ssl_context=authority.server_context("oauth2.googleapis.com")
+    ).start()
+    proxy = ForwardingProxy({"oauth2.googleapis.com": tls.port}).start()
+    try:
+        monkeypatch.setenv("HTTPS_PROXY", proxy.url)
+        monkeypatch.setenv("SSL_CERT_FILE", str(authority.bundle))
+        token_endpoint.users["1//refresh-token"] = GcloudUser(
+            "client-1.apps.googleusercontent.com", "client-secret", "1//refresh-token"
+        )
+        # What `gcloud auth application-default login` writes.
+        (no_ambient_credentials / "application_default_credentials.json").write_text(
+            json.dumps({
+                "type": "authorized_user", "client_id": "client-1.apps.googleusercontent.com",
+                "client_secret": "client-secret", "refresh_token": "1//refresh-token",
+                "quota_project_id": "test-project",
+            })
+        )  # fmt: skip
+        token_endpoint.tokens.lifetimes.append(1)
+        carried = run_a_cancel(start_bot, slack, google)
+    finally:
+        proxy.stop()
+        tls.stop()
+    assert carried[:2] == ["access-token-1", "access-token-2"]
+    assert set(carried[2:]) == {"access-token-2"}
+    assert token_endpoint.grants == ["refresh_token", "refresh_token"]
+    # (Slack's SDK sends response_url posts to HTTPS_PROXY whatever their scheme.)
+    tunnels = [c for c in proxy.carried if c.method == "CONNECT"]
+    assert tunnels and set(tunnels) == {Carried("CONNECT", "oauth2.googleapis.com:443")}
