@@ -64,8 +64,8 @@ class MetadataServer:
         app.router.add_get("/", self._root)
         root = "/computeMetadata/v1"
         app.router.add_get(f"{root}/project/project-id", self._project)
-        app.router.add_get(f"{root}/instance/service-accounts/default/", self._account)
-        app.router.add_get(f"{root}/instance/service-accounts/default/token", self._token)
+        app.router.add_get(f"{root}/instance/service-accounts/{{account}}/", self._account)
+        app.router.add_get(f"{root}/instance/service-accounts/{{account}}/token", self._token)
         return app
 
     @web.middleware
@@ -84,12 +84,20 @@ class MetadataServer:
     async def _project(self, request: web.Request) -> web.Response:
         return web.Response(text="test-project", content_type="application/text")
 
+    def _knows(self, request: web.Request) -> bool:
+        """An account is named `default` or by its email, as on the real server."""
+        return request.match_info["account"] in ("default", self.email)
+
     async def _account(self, request: web.Request) -> web.Response:
+        if not self._knows(request):
+            return web.Response(status=404, text="Not Found")
         return web.json_response(
             {"aliases": ["default"], "email": self.email, "scopes": [CLOUD_PLATFORM]}
         )
 
     async def _token(self, request: web.Request) -> web.Response:
+        if not self._knows(request):
+            return web.Response(status=404, text="Not Found")
         self.token_scopes.append(request.query.get("scopes", ""))
         token, lifetime = self.tokens.issue()
         return web.json_response(

@@ -16,7 +16,8 @@ from bot.google_auth import GoogleTokens
 from bot.standins.operations_api import OperationsStandIn
 from bot.standins.runner import BackgroundServer
 from bot.standins.slack_api import SlackStandIn
-from tests.conftest import ONCALL, RunningBot
+from tests.bot_process import BotProcess
+from tests.conftest import DEFAULT_ALLOWLIST, ONCALL, SIGNING_SECRET, RunningBot
 from tests.forwarding_proxy import Carried, ForwardingProxy
 from tests.google_auth_standins import (
     CLOUD_PLATFORM,
@@ -24,11 +25,13 @@ from tests.google_auth_standins import (
     JWT_BEARER,
     JWT_TOKEN_TYPE,
     GcloudUser,
+    MetadataServer,
     ServiceAccountKey,
     TokenEndpoint,
 )
-from tests.listeners.flow import confirm, open_modal, seed
-from tests.slack_driver import wait_for
+from tests.listeners.flow import OP, confirm, open_modal, seed, shown_modal
+from tests.slack_driver import SlackDriver, wait_for
+from tests.test_startup import base_env, run_bot
 from tests.tls_certs import LocalAuthority
 
 
@@ -223,3 +226,59 @@ def test_gcloud_user_credentials_refresh_at_googles_token_endpoint_through_the_p
     # (Slack's SDK sends response_url posts to HTTPS_PROXY whatever their scheme.)
     tunnels = [c for c in proxy.carried if c.method == "CONNECT"]
     assert tunnels and set(tunnels) == {Carried("CONNECT", "oauth2.googleapis.com:443")}
+
+
+@pytest.fixture
+def metadata_server() -> Iterator[tuple[MetadataServer, str]]:
+    standin = MetadataServer()
+    server = BackgroundServer(standin.make_app).start()
+    yield standin, f"127.0.0.1:{server.port}"
+    server.stop()
+
+
+def test_on_cloud_run_gke_or_gce_tokens_come_from_the_metadata_server(
+    tmp_path: Path,
+    metadata_server: tuple[MetadataServer, str],
+    slack_server: tuple[SlackStandIn, BackgroundServer],
+    google_server: tuple[OperationsStandIn, BackgroundServer],
+    slack: SlackStandIn,
+    google: OperationsStandIn,
+    redis_url: str,
+) -> None:
+    metadata, address = metadata_server
+    metadata.tokens.lifetimes.append(1)  # stale at once: the cancel needs a new token
+    (tmp_path / "allowlist.yaml").write_text(DEFAULT_ALLOWLIST)
+    env = base_env(
+        tmp_path, GOOGLE_AUTH="adc", NO_GCE_CHECK="", GCE_METADATA_HOST=address,
+        GCE_METADATA_IP=address, CLOUDSDK_CONFIG=str(tmp_path / "gcloud"), REDIS_URL=redis_url,
+        SLACK_API_URL=f"{slack_server[1].url}/api/", POLL_INITIAL_SECONDS="0.1",
+        OPERATIONS_API_URL=f"{google_server[1].url}/v1",
+    )  # fmt: skip
+    bot = BotProcess(env, "serve")
+    driver = SlackDriver(f"http://127.0.0.1:{env['PORT']}", SIGNING_SECRET, slack_server[1].url)
+    try:
+        bot.wait_until_healthy(env["PORT"])
+        seed(google)
+        assert driver.command(OP, user=ONCALL, channel="C0CHANNEL").status_code == 200
+        assert driver.submit(shown_modal(slack), user=ONCALL).status_code == 200
+        wait_for(lambda: len(google.state.requests) >= 3, what="a poll after the cancel")
+    finally:
+        driver.close()
+        assert bot.stop() == 0, bot.lines
+    carried = [r.authorization for r in google.state.requests]
+    assert carried[:2] == ["Bearer metadata-token-1", "Bearer metadata-token-2"]
+    assert set(carried[2:]) == {"Bearer metadata-token-2"}
+    assert metadata.tokens.issued == ["metadata-token-1", "metadata-token-2"]
+    assert metadata.token_scopes == [CLOUD_PLATFORM] * 2
+
+
+def test_without_any_credentials_start_up_says_so_in_one_line(tmp_path: Path) -> None:
+    (tmp_path / "allowlist.yaml").write_text(DEFAULT_ALLOWLIST)
+    # No key file, an empty gcloud configuration, and nothing where the metadata server is.
+    env = base_env(tmp_path, GOOGLE_AUTH="adc", NO_GCE_CHECK="",
+                   CLOUDSDK_CONFIG=str(tmp_path / "gcloud"))  # fmt: skip
+    result = run_bot(env)
+    assert result.returncode == 2
+    assert result.stderr.count("\n") == 1, result.stderr
+    assert result.stderr.startswith("cancel-op: GOOGLE_AUTH: adc: no Application Default")
+    assert "gcloud auth application-default login" in result.stderr
