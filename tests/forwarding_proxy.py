@@ -55,7 +55,8 @@ class ForwardingProxy:
             for writer in self._open:
                 writer.close()
             relays = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
-            await asyncio.wait(relays, timeout=5)
+            if relays:
+                await asyncio.wait(relays, timeout=5)
 
         asyncio.run_coroutine_threadsafe(close(), self._loop).result(10)
         self._loop.call_soon_threadsafe(self._loop.stop)

@@ -16,13 +16,15 @@ import time
 from collections import deque
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from aiohttp import web
 from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
+SA_EMAIL = "cancel-op@test-project.iam.gserviceaccount.com"
 CLOUD_PLATFORM = "https://www.googleapis.com/auth/cloud-platform"
 IAM_SCOPE = "https://www.googleapis.com/auth/iam"  # asked for a token that impersonates
 # A service account's JWT names this audience wherever the key's token_uri points.
@@ -54,7 +56,7 @@ class MetadataServer:
     """Answers only requests with `Metadata-Flavor: Google` and without X-Forwarded-For,
     as the real one does to keep proxied requests out."""
 
-    def __init__(self, email: str = "cancel-op@test-project.iam.gserviceaccount.com") -> None:
+    def __init__(self, email: str = SA_EMAIL) -> None:
         self.email = email
         self.tokens = Issuer("metadata-token")
         self.token_scopes: list[str] = []
@@ -260,3 +262,17 @@ def _b64json(part: str) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise ValueError("not a JSON object")
     return value
+
+
+def write_service_account_key(path: Path, endpoint: TokenEndpoint, token_uri: str) -> Path:
+    """A key file as the console downloads it, its key known to `endpoint`."""
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    endpoint.service_accounts[SA_EMAIL] = ServiceAccountKey(SA_EMAIL, "key-1", key)
+    pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ).decode()
+    path.write_text(json.dumps({
+        "type": "service_account", "project_id": "test-project", "private_key_id": "key-1",
+        "private_key": pem, "client_email": SA_EMAIL, "client_id": "1", "token_uri": token_uri,
+    }))  # fmt: skip
+    return path

@@ -9,8 +9,6 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
 
 from bot.google_auth import GoogleTokens
 from bot.standins.operations_api import OperationsStandIn
@@ -24,10 +22,11 @@ from tests.google_auth_standins import (
     IAM_SCOPE,
     JWT_BEARER,
     JWT_TOKEN_TYPE,
+    SA_EMAIL,
     GcloudUser,
     MetadataServer,
-    ServiceAccountKey,
     TokenEndpoint,
+    write_service_account_key,
 )
 from tests.listeners.flow import OP, confirm, open_modal, seed, shown_modal
 from tests.slack_driver import SlackDriver, wait_for
@@ -74,7 +73,6 @@ def test_concurrent_callers_share_one_refresh(
 # come from. The first token lives 1 s (already stale, to google-auth), so the cancel that
 # follows the modal's GET must carry a new one; the polls after it reuse that one.
 
-SA_EMAIL = "cancel-op@test-project.iam.gserviceaccount.com"
 AUDIENCE = (
     "//iam.googleapis.com/projects/123456789/locations/global/"
     "workloadIdentityPools/ci-pool/providers/ci-provider"
@@ -101,19 +99,6 @@ def token_endpoint() -> Iterator[TokenEndpoint]:
     endpoint.url = server.url
     yield endpoint
     server.stop()
-
-
-def write_service_account_key(path: Path, endpoint: TokenEndpoint, token_uri: str) -> Path:
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    endpoint.service_accounts[SA_EMAIL] = ServiceAccountKey(SA_EMAIL, "key-1", key)
-    pem = key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    ).decode()
-    path.write_text(json.dumps({
-        "type": "service_account", "project_id": "test-project", "private_key_id": "key-1",
-        "private_key": pem, "client_email": SA_EMAIL, "client_id": "1", "token_uri": token_uri,
-    }))  # fmt: skip
-    return path
 
 
 def run_a_cancel(
