@@ -3,16 +3,20 @@ line while it runs, so a test can wait for a line and read every line it printed
 
 from __future__ import annotations
 
+import json
 import signal
 import subprocess
 import sys
 import threading
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
 import httpx
 
 from tests.slack_driver import wait_for
+
+SEVERITIES = {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}  # Cloud Logging's names
 
 
 class BotProcess:
@@ -57,6 +61,22 @@ class BotProcess:
         code = self._process.wait(timeout)
         self._reader.join(timeout)
         return code
+
+    def log_entries(self) -> list[dict[str, Any]]:
+        """Every line as Cloud Logging parses it; fails on any line that is not such JSON."""
+        entries = []
+        for line in self.lines:
+            entry = json.loads(line)
+            assert isinstance(entry, dict), line
+            assert entry["severity"] in SEVERITIES and "level" not in entry, line
+            assert isinstance(entry["message"], str), line
+            assert datetime.fromisoformat(entry["time"]).utcoffset() is not None, line
+            entries.append(entry)
+        return entries
+
+    def warnings(self) -> list[dict[str, Any]]:
+        """Its log entries above INFO."""
+        return [e for e in self.log_entries() if e["severity"] not in ("DEBUG", "INFO")]
 
     def kill(self) -> None:
         if self._process.poll() is None:

@@ -255,6 +255,8 @@ def test_on_cloud_run_gke_or_gce_tokens_come_from_the_metadata_server(
     assert set(carried[2:]) == {"Bearer metadata-token-2"}
     assert metadata.tokens.issued == ["metadata-token-1", "metadata-token-2"]
     assert metadata.token_scopes == [CLOUD_PLATFORM] * 2
+    # Nothing about a Compute Engine library that failed to import, or anything else.
+    assert bot.warnings() == []
 
 
 def test_without_any_credentials_start_up_says_so_in_one_line(tmp_path: Path) -> None:
