@@ -15,6 +15,7 @@ import pytest
 
 from bot.logs import JsonFormatter
 from bot.standins.runner import BackgroundServer
+from bot.standins.slack_api import SlackStandIn
 from tests.bot_process import BotProcess
 from tests.conftest import BOT_TOKEN, DEFAULT_ALLOWLIST
 from tests.google_auth_standins import TokenEndpoint, write_service_account_key
@@ -78,6 +79,22 @@ def test_worker_prints_only_json_and_no_warning_from_start_to_stop(
     bot = BotProcess({**adc_env, "REDIS_URL": redis_url}, "worker")
     try:
         bot.wait_for_line("poller started")
+    finally:
+        assert bot.stop() == 0, bot.lines
+    assert bot.warnings() == []
+
+
+def test_socket_mode_prints_only_json_and_no_warning_from_start_to_stop(
+    adc_env: dict[str, str],
+    slack: SlackStandIn,
+    slack_server: tuple[SlackStandIn, BackgroundServer],
+    redis_url: str,
+) -> None:
+    env = {**adc_env, "SLACK_APP_TOKEN": "xapp-1-test-app-token", "REDIS_URL": redis_url,
+           "SLACK_API_URL": f"{slack_server[1].url}/api/"}  # fmt: skip
+    bot = BotProcess(env, "serve")
+    try:
+        bot.wait_for_line("serving over Socket Mode")
     finally:
         assert bot.stop() == 0, bot.lines
     assert bot.warnings() == []
