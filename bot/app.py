@@ -58,7 +58,7 @@ def slack_client(settings: Settings, session: aiohttp.ClientSession) -> AsyncWeb
     kwargs: dict[str, Any] = {"token": settings.slack_bot_token, "session": session}
     if settings.slack_api_url:
         kwargs["base_url"] = settings.slack_api_url.rstrip("/") + "/"
-    client = AsyncWebClient(
+    return AsyncWebClient(
         **kwargs,
         retry_handlers=[
             AsyncConnectionErrorRetryHandler(max_retry_count=2),
@@ -66,10 +66,6 @@ def slack_client(settings: Settings, session: aiohttp.ClientSession) -> AsyncWeb
             AsyncServerErrorRetryHandler(max_retry_count=2),
         ],
     )
-    # The SDK copies HTTPS_PROXY (else HTTP_PROXY) into every request and skips NO_PROXY;
-    # without it the session's trust_env chooses per URL, as curl and requests do.
-    client.proxy = None
-    return client
 
 
 def build_services(

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 from collections.abc import Iterator, Mapping
 from typing import Any, Protocol
 
@@ -20,6 +21,8 @@ import google.auth.transport
 import httpx
 
 CLOUD_PLATFORM_SCOPE = "https://www.googleapis.com/auth/cloud-platform"
+# Where google-auth looks for the metadata server instead of its default addresses.
+_METADATA_SETTINGS = ("GCE_METADATA_HOST", "GCE_METADATA_ROOT", "GCE_METADATA_IP")
 
 
 class CredentialsError(Exception):
@@ -89,8 +92,8 @@ class GoogleTokens:
     @classmethod
     def from_adc(cls) -> GoogleTokens:
         """Application Default Credentials; no token is fetched until the first call."""
-        # httpx reads HTTP(S)_PROXY and NO_PROXY itself when it has no custom transport.
-        client = httpx.Client(timeout=30.0)
+        # httpx reads HTTP(S)_PROXY and NO_PROXY itself for every URL not mounted here.
+        client = httpx.Client(timeout=30.0, mounts=_direct_to_the_metadata_server())
         try:
             with _discovery_logs_held():
                 credentials, _project = google.auth.default(
@@ -117,6 +120,15 @@ class GoogleTokens:
             raise CredentialsError(
                 f"could not refresh Google credentials: {type(exc).__name__}"
             ) from exc
+
+
+def _direct_to_the_metadata_server() -> dict[str, httpx.BaseTransport]:
+    """The metadata server of Cloud Run, GKE and GCE is on the machine's own link and
+    refuses proxied requests, so it is always reached directly, as Google's Go client does."""
+    direct = httpx.HTTPTransport()
+    hosts = {"metadata.google.internal", "169.254.169.254"}
+    hosts |= {os.environ[name] for name in _METADATA_SETTINGS if os.environ.get(name)}
+    return {f"http://{host}": direct for host in hosts}
 
 
 class _HeldRecords(logging.Handler):

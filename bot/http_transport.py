@@ -4,16 +4,13 @@ httpx's own pool (httpcore over anyio) spent about 70 % of the poller's CPU scan
 connections on every request (py-spy, bench/poller.py); aiohttp's pool does the same
 work for a fraction. The Operations API client keeps httpx's interface, timeouts and
 errors; only the transport underneath changes. Requests go through the proxy that
-HTTP_PROXY, HTTPS_PROXY and NO_PROXY choose, which httpx would do with its own transport.
+HTTP_PROXY, HTTPS_PROXY and NO_PROXY choose, as httpx's own transport would send them.
 """
 
 from __future__ import annotations
 
-import functools
-
 import aiohttp
 import httpx
-import yarl
 
 from bot.proxies import EnvironmentProxies
 
@@ -22,8 +19,6 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
     def __init__(self, max_connections: int) -> None:
         self._max_connections = max_connections
         self._session: aiohttp.ClientSession | None = None
-        # Chosen here rather than by aiohttp's trust_env, which asks a thread per request.
-        self._proxies = EnvironmentProxies()
 
     def _open(self) -> aiohttp.ClientSession:
         # Created on first use, inside the running event loop, as aiohttp requires.
@@ -32,6 +27,7 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
                 connector=aiohttp.TCPConnector(limit=self._max_connections),
                 auto_decompress=False,  # httpx decodes the body itself
                 skip_auto_headers=("User-Agent", "Accept-Encoding"),
+                middlewares=(EnvironmentProxies().route,),
             )
         return self._session
 
@@ -42,14 +38,10 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
             sock_read=timeouts.get("read"),
             total=None,
         )
-        url = str(request.url)
-        proxy, proxy_auth = _proxy_and_credentials(self._proxies.proxy_for(url))
         try:
             async with self._open().request(
                 request.method,
-                url,
-                proxy=proxy,
-                proxy_auth=proxy_auth,
+                str(request.url),
                 headers=[(k, v) for k, v in request.headers.multi_items() if k != "host"],
                 data=await request.aread(),
                 timeout=timeout,
@@ -68,14 +60,3 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
     async def aclose(self) -> None:
         if self._session is not None:
             await self._session.close()
-
-
-@functools.lru_cache(maxsize=8)
-def _proxy_and_credentials(
-    proxy: str | None,
-) -> tuple[yarl.URL | None, aiohttp.BasicAuth | None]:
-    """aiohttp takes a proxy's credentials apart from its URL (http://user:pass@host:port)."""
-    if proxy is None:
-        return None, None
-    url = yarl.URL(proxy)
-    return url.with_user(None), aiohttp.BasicAuth.from_url(url)

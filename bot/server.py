@@ -24,6 +24,7 @@ from bot.config import Settings
 from bot.google_auth import TokenSource
 from bot.http_transport import AiohttpTransport
 from bot.operations import MAX_IN_FLIGHT, OperationsClient
+from bot.proxies import EnvironmentProxies
 from bot.services import Services
 
 log = logging.getLogger(__name__)
@@ -47,8 +48,7 @@ async def connected(
 ) -> AsyncIterator[Clients]:
     store = connect_redis(redis_url)
     async with (
-        # trust_env: HTTP(S)_PROXY and NO_PROXY decide each Slack call's route (see slack_client).
-        aiohttp.ClientSession(trust_env=True) as slack_session,
+        aiohttp.ClientSession(middlewares=(EnvironmentProxies().route,)) as slack_session,
         httpx.AsyncClient(
             timeout=httpx.Timeout(10.0, connect=5.0),
             transport=AiohttpTransport(max_connections=MAX_IN_FLIGHT),

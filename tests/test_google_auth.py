@@ -217,7 +217,7 @@ def test_gcloud_user_credentials_refresh_at_googles_token_endpoint_through_the_p
 def metadata_server() -> Iterator[tuple[MetadataServer, str]]:
     standin = MetadataServer()
     server = BackgroundServer(standin.make_app).start()
-    yield standin, f"127.0.0.1:{server.port}"
+    yield standin, f"localhost:{server.port}"
     server.stop()
 
 
@@ -238,13 +238,21 @@ def test_on_cloud_run_gke_or_gce_tokens_come_from_the_metadata_server(
         GCE_METADATA_IP=address, CLOUDSDK_CONFIG=str(tmp_path / "gcloud"), REDIS_URL=redis_url,
         SLACK_API_URL=f"{slack_server[1].url}/api/", POLL_INITIAL_SECONDS="0.1",
         OPERATIONS_API_URL=f"{google_server[1].url}/v1",
+        # A proxy that answers nothing, for all but 127.0.0.1 (Slack's and the Operations
+        # API's stand-ins); the metadata server, at localhost, is reached around any proxy.
+        HTTP_PROXY="http://127.0.0.1:1", NO_PROXY="127.0.0.1",
     )  # fmt: skip
     bot = BotProcess(env, "serve")
     driver = SlackDriver(f"http://127.0.0.1:{env['PORT']}", SIGNING_SECRET, slack_server[1].url)
     try:
         bot.wait_until_healthy(env["PORT"])
         seed(google)
-        assert driver.command(OP, user=ONCALL, channel="C0CHANNEL").status_code == 200
+        r = driver.command(OP, user=ONCALL, channel="C0CHANNEL")
+        import time
+
+        time.sleep(2)
+        Path("/tmp/lines.txt").write_text("\n".join(bot.lines))
+        assert r.status_code == 200, (r.text, bot.lines)
         assert driver.submit(shown_modal(slack), user=ONCALL).status_code == 200
         wait_for(lambda: len(google.state.requests) >= 3, what="a poll after the cancel")
     finally:
