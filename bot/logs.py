@@ -70,4 +70,6 @@ def configure_logging(level: int = logging.INFO) -> None:
 def _log_uncaught(
     kind: type[BaseException], error: BaseException, trace: TracebackType | None
 ) -> None:
-    logging.getLogger("cancel_op").critical("uncaught exception", exc_info=(kind, error, trace))
+    logging.getLogger("cancel_op").critical(
+        "uncaught %s: %s", kind.__name__, error, exc_info=(kind, error, trace)
+    )
