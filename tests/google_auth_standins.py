@@ -10,8 +10,10 @@ chooses, so a test can tell which token each request carried.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
+import threading
 import time
 from collections import deque
 from dataclasses import dataclass, field
@@ -132,6 +134,10 @@ class TokenEndpoint:
         self.users: dict[str, GcloudUser] = {}
         self.subject_tokens: dict[str, str] = {}  # subject token -> audience it is for
         self.exchanged_scopes: list[str] = []
+        # Cleared, `/token` holds its answers until it is set again: a token endpoint that hangs.
+        self.answering = threading.Event()
+        self.answering.set()
+        self.arrived = 0  # requests that reached `/token`, answered or held
         self.grants: list[str] = []  # grant_type of every accepted token request
         self.impersonated: list[str] = []  # accounts a token was generated for
 
@@ -146,6 +152,8 @@ class TokenEndpoint:
 
     async def _token(self, request: web.Request) -> web.Response:
         form = await request.post()
+        self.arrived += 1
+        await asyncio.to_thread(self.answering.wait, 60)
         grant = str(form.get("grant_type", ""))
         if grant == JWT_BEARER:
             problem = self._check_assertion(str(form.get("assertion", "")))

@@ -132,6 +132,34 @@ def test_a_service_account_key_file_signs_its_jwt_and_refreshes(
     assert token_endpoint.grants == [JWT_BEARER, JWT_BEARER]
 
 
+def test_a_token_refresh_that_hangs_holds_up_nothing_else(
+    no_ambient_credentials: Path,
+    token_endpoint: TokenEndpoint,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    start_bot: Callable[..., RunningBot],
+    slack: SlackStandIn,
+    google: OperationsStandIn,
+) -> None:
+    key = write_service_account_key(
+        tmp_path / "key.json", token_endpoint, f"{token_endpoint.url}/token"
+    )
+    monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", str(key))
+    running = start_bot(tokens=GoogleTokens.from_adc())
+    seed(google)
+    token_endpoint.answering.clear()
+    try:
+        assert running.driver.command(OP, user=ONCALL).status_code == 200
+        wait_for(lambda: token_endpoint.arrived, what="the refresh to reach the token endpoint")
+        # The refresh waits in a thread of its own: the event loop answers everyone else.
+        answer = running.driver.command("help", user=ONCALL)
+        assert "/cancel-op projects/PROJECT/locations/LOCATION" in answer.text
+    finally:
+        token_endpoint.answering.set()
+    assert "op-123" in str(shown_modal(slack))
+    assert [r.authorization for r in google.state.requests] == ["Bearer access-token-1"]
+
+
 @pytest.mark.parametrize("impersonate", [False, True], ids=["direct", "impersonating"])
 def test_workload_identity_federation_exchanges_the_subject_token(
     impersonate: bool,
