@@ -9,9 +9,14 @@ request it carried and adds X-Forwarded-For, as squid does by default.
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import threading
 from dataclasses import dataclass, field
+from urllib.parse import quote
+
+# Headers meant for this hop only; not passed on.
+_FOR_THE_PROXY = frozenset({"connection", "proxy-connection", "keep-alive", "proxy-authorization"})
 
 
 @dataclass(frozen=True)
@@ -23,6 +28,7 @@ class Carried:
 @dataclass
 class ForwardingProxy:
     names: dict[str, int] = field(default_factory=dict)  # host name -> port on 127.0.0.1
+    credentials: str = ""  # "user:password" that requests must carry, as Basic auth
     carried: list[Carried] = field(default_factory=list)
     port: int = 0
 
@@ -34,7 +40,8 @@ class ForwardingProxy:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        user = f"{quote(self.credentials, safe=':')}@" if self.credentials else ""
+        return f"http://{user}127.0.0.1:{self.port}"
 
     def hosts(self) -> set[str]:
         return {c.target.rsplit(":", 1)[0] for c in self.carried}
@@ -68,7 +75,11 @@ class ForwardingProxy:
             head = (await reader.readuntil(b"\r\n\r\n")).decode("latin-1")
             request_line, *header_lines = head.split("\r\n")[:-2]
             method, target, version = request_line.split(" ")
-            if method == "CONNECT":
+            if not self._authorised(header_lines):
+                writer.write(b"HTTP/1.1 407 Proxy Authentication Required\r\n"
+                             b'Proxy-Authenticate: Basic realm="proxy"\r\n'
+                             b"Connection: close\r\nContent-Length: 0\r\n\r\n")  # fmt: skip
+            elif method == "CONNECT":
                 await self._tunnel(target, reader, writer)
             elif target.startswith("http://"):
                 await self._forward(method, target, version, header_lines, reader, writer)
@@ -81,6 +92,12 @@ class ForwardingProxy:
             writer.close()
             with contextlib.suppress(ConnectionError):
                 await writer.wait_closed()
+
+    def _authorised(self, header_lines: list[str]) -> bool:
+        if not self.credentials:
+            return True
+        expected = "Basic " + base64.b64encode(self.credentials.encode()).decode()
+        return f"proxy-authorization: {expected}".lower() in (h.lower() for h in header_lines)
 
     async def _connect(
         self, method: str, target: str, writer: asyncio.StreamWriter
@@ -124,9 +141,7 @@ class ForwardingProxy:
         if upstream is None:
             return
         up_reader, up_writer = upstream
-        kept = [line for line in header_lines
-                if line.split(":", 1)[0].lower() not in ("connection", "proxy-connection",
-                                                         "keep-alive")]  # fmt: skip
+        kept = [h for h in header_lines if h.split(":", 1)[0].lower() not in _FOR_THE_PROXY]
         # One request per connection keeps the relay simple; the client sees the close.
         head = [f"{method} /{path} {version}", *kept, "Connection: close",
                 "X-Forwarded-For: 127.0.0.1", "Via: 1.1 forwarding-proxy"]  # fmt: skip

@@ -11,8 +11,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import aiohttp
 import pytest
+import yarl
 
+from bot.proxies import EnvironmentProxies
 from bot.standins.operations_api import OperationsStandIn
 from bot.standins.runner import BackgroundServer
 from bot.standins.slack_api import SlackStandIn
@@ -37,11 +40,14 @@ class Route:
     scheme: str  # of every URL the bot is given
     proxy_setting: str  # HTTP_PROXY or HTTPS_PROXY
     exempt: str = ""  # the host given by its address, 127.0.0.1, which NO_PROXY exempts
+    credentials: str = ""  # that the proxy requires, given in the proxy setting's URL
 
 
 ROUTES = {
     "http-absolute-form": Route("http", "HTTP_PROXY"),
     "https-connect": Route("https", "HTTPS_PROXY"),
+    "https-connect-with-credentials": Route("https", "HTTPS_PROXY", credentials="bot:s@cret"),
+    "http-with-credentials": Route("http", "HTTP_PROXY", credentials="bot:s@cret"),
     "no-proxy-exempts-google": Route("http", "HTTP_PROXY", exempt=GOOGLE_HOST),
     "no-proxy-exempts-slack": Route("http", "HTTP_PROXY", exempt=SLACK_HOST),
 }
@@ -83,7 +89,8 @@ def test_a_whole_cancel_goes_through_the_proxy(
     tmp_path: Path,
     redis_url: str,
 ) -> None:
-    proxy = ForwardingProxy({host: server.port for host, server in servers.items()}).start()
+    names = {host: server.port for host, server in servers.items()}
+    proxy = ForwardingProxy(names, credentials=route.credentials).start()
     origin = {host: f"{route.scheme}://{host}" for host in servers}
     if route.exempt:
         origin[route.exempt] = servers[route.exempt].url
@@ -119,3 +126,42 @@ def test_a_whole_cancel_goes_through_the_proxy(
         assert {c.method for c in proxy.carried} == {"CONNECT"}
     else:
         assert "CONNECT" not in {c.method for c in proxy.carried}
+
+
+@pytest.mark.parametrize(
+    ("settings", "url", "proxy"),
+    [
+        ({"HTTP_PROXY": "http://p:3128"}, "http://ops.example/v1", "http://p:3128"),
+        ({"HTTP_PROXY": "http://p:3128"}, "https://ops.example/v1", None),
+        ({"HTTPS_PROXY": "http://p:3128"}, "https://ops.example/v1", "http://p:3128"),
+        ({"HTTPS_PROXY": "http://p:3128"}, "http://ops.example/v1", None),
+        ({"https_proxy": "http://p:3128"}, "https://ops.example/v1", "http://p:3128"),
+        ({"HTTPS_PROXY": "http://p:3128", "NO_PROXY": "example"}, "https://ops.example/", None),
+        ({"HTTPS_PROXY": "http://p:3128", "NO_PROXY": ".example"}, "https://ops.example/", None),
+        ({"HTTPS_PROXY": "http://p:3128", "NO_PROXY": "other.example"}, "https://ops.example/",
+         "http://p:3128"),
+        ({"HTTPS_PROXY": "http://p:3128", "NO_PROXY": "*"}, "https://ops.example/", None),
+        ({"HTTP_PROXY": "http://p:3128", "NO_PROXY": "localhost,127.0.0.1"},
+         "http://127.0.0.1:8080/", None),
+    ],
+)  # fmt: skip
+def test_the_proxy_is_chosen_by_scheme_and_no_proxy_as_curl_does(
+    settings: dict[str, str], url: str, proxy: str | None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in ("HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "ALL_PROXY"):
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(name.lower(), raising=False)
+    for name, value in settings.items():
+        monkeypatch.setenv(name, value)
+    chosen, credentials = EnvironmentProxies().proxy_for(yarl.URL(url))
+    assert (str(chosen) if chosen else None) == proxy
+    assert credentials is None
+
+
+def test_a_proxys_credentials_are_sent_apart_from_its_address(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("HTTPS_PROXY", "http://cancel-op:s%40cret@proxy.corp:3128")
+    chosen, credentials = EnvironmentProxies().proxy_for(yarl.URL("https://slack.com/api/"))
+    assert str(chosen) == "http://proxy.corp:3128"
+    assert credentials == aiohttp.BasicAuth("cancel-op", "s@cret")
