@@ -275,12 +275,7 @@ def test_on_cloud_run_gke_or_gce_tokens_come_from_the_metadata_server(
     try:
         bot.wait_until_healthy(env["PORT"])
         seed(google)
-        r = driver.command(OP, user=ONCALL, channel="C0CHANNEL")
-        import time
-
-        time.sleep(2)
-        Path("/tmp/lines.txt").write_text("\n".join(bot.lines))
-        assert r.status_code == 200, (r.text, bot.lines)
+        assert driver.command(OP, user=ONCALL).status_code == 200
         assert driver.submit(shown_modal(slack), user=ONCALL).status_code == 200
         wait_for(lambda: len(google.state.requests) >= 3, what="a poll after the cancel")
     finally:
