@@ -101,75 +101,77 @@ def token_endpoint() -> Iterator[TokenEndpoint]:
     server.stop()
 
 
-def run_a_cancel(
+@pytest.fixture
+def key_file(
+    no_ambient_credentials: Path,
+    token_endpoint: TokenEndpoint,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> TokenEndpoint:
+    """ADC from a service-account key file whose token_uri is the local token endpoint."""
+    key = write_service_account_key(
+        tmp_path / "key.json", token_endpoint, f"{token_endpoint.url}/token"
+    )
+    monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", str(key))
+    return token_endpoint
+
+
+@pytest.fixture
+def tokens_carried_by_a_cancel(
     start_bot: Callable[..., RunningBot], slack: SlackStandIn, google: OperationsStandIn
-) -> list[str]:
-    """Confirm a cancel, wait for a poll after it, return the token each Google call carried."""
-    seed(google)
-    running = start_bot(tokens=GoogleTokens.from_adc(), POLL_INITIAL_SECONDS="0.1")
-    confirm(running, open_modal(running, slack, ONCALL), ONCALL)
-    wait_for(lambda: len(google.state.requests) >= 3, what="a poll after the cancel")
-    return [r.authorization.removeprefix("Bearer ") for r in google.state.requests]
+) -> Callable[[], list[str]]:
+    """Confirms a cancel, waits for a poll after it, and returns the token each Google
+    call carried."""
+
+    def run() -> list[str]:
+        seed(google)
+        running = start_bot(tokens=GoogleTokens.from_adc(), POLL_INITIAL_SECONDS="0.1")
+        confirm(running, open_modal(running, slack, ONCALL), ONCALL)
+        wait_for(lambda: len(google.state.requests) >= 3, what="a poll after the cancel")
+        return [r.authorization.removeprefix("Bearer ") for r in google.state.requests]
+
+    return run
 
 
 def test_a_service_account_key_file_signs_its_jwt_and_refreshes(
-    no_ambient_credentials: Path,
-    token_endpoint: TokenEndpoint,
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
-    start_bot: Callable[..., RunningBot],
-    slack: SlackStandIn,
-    google: OperationsStandIn,
+    key_file: TokenEndpoint, tokens_carried_by_a_cancel: Callable[[], list[str]]
 ) -> None:
-    key = write_service_account_key(
-        tmp_path / "key.json", token_endpoint, f"{token_endpoint.url}/token"
-    )
-    monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", str(key))
-    token_endpoint.tokens.lifetimes.append(1)
-    carried = run_a_cancel(start_bot, slack, google)
+    key_file.tokens.lifetimes.append(1)
+    carried = tokens_carried_by_a_cancel()
     assert carried[:2] == ["access-token-1", "access-token-2"]
     assert set(carried[2:]) == {"access-token-2"}
-    assert token_endpoint.grants == [JWT_BEARER, JWT_BEARER]
+    assert key_file.grants == [JWT_BEARER, JWT_BEARER]
 
 
 def test_a_token_refresh_that_hangs_holds_up_nothing_else(
-    no_ambient_credentials: Path,
-    token_endpoint: TokenEndpoint,
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
+    key_file: TokenEndpoint,
     start_bot: Callable[..., RunningBot],
     slack: SlackStandIn,
     google: OperationsStandIn,
 ) -> None:
-    key = write_service_account_key(
-        tmp_path / "key.json", token_endpoint, f"{token_endpoint.url}/token"
-    )
-    monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", str(key))
     running = start_bot(tokens=GoogleTokens.from_adc())
     seed(google)
-    token_endpoint.answering.clear()
+    key_file.answering.clear()
     try:
         assert running.driver.command(OP, user=ONCALL).status_code == 200
-        wait_for(lambda: token_endpoint.arrived, what="the refresh to reach the token endpoint")
+        wait_for(lambda: key_file.arrived, what="the refresh to reach the token endpoint")
         # The refresh waits in a thread of its own: the event loop answers everyone else.
         answer = running.driver.command("help", user=ONCALL)
         assert "/cancel-op projects/PROJECT/locations/LOCATION" in answer.text
     finally:
-        token_endpoint.answering.set()
+        key_file.answering.set()
     assert "op-123" in str(shown_modal(slack))
     assert [r.authorization for r in google.state.requests] == ["Bearer access-token-1"]
 
 
+@pytest.mark.usefixtures("no_ambient_credentials")
 @pytest.mark.parametrize("impersonate", [False, True], ids=["direct", "impersonating"])
 def test_workload_identity_federation_exchanges_the_subject_token(
     impersonate: bool,
-    no_ambient_credentials: Path,
     token_endpoint: TokenEndpoint,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
-    start_bot: Callable[..., RunningBot],
-    slack: SlackStandIn,
-    google: OperationsStandIn,
+    tokens_carried_by_a_cancel: Callable[[], list[str]],
 ) -> None:
     subject = tmp_path / "oidc-token"
     subject.write_text("eyJhbGciOiJSUzI1NiJ9.ci-oidc-token.sig")
@@ -188,7 +190,7 @@ def test_workload_identity_federation_exchanges_the_subject_token(
     # Else google-auth asks Cloud Resource Manager on the internet for the project.
     monkeypatch.setenv("GOOGLE_CLOUD_PROJECT", "test-project")
     token_endpoint.tokens.lifetimes.extend([1, 1] if impersonate else [1])
-    carried = run_a_cancel(start_bot, slack, google)
+    carried = tokens_carried_by_a_cancel()
     # Impersonating, each refresh is an exchange and then a generateAccessToken.
     first, second = ("access-token-2", "access-token-4") if impersonate else (
         "access-token-1", "access-token-2")  # fmt: skip
@@ -203,9 +205,7 @@ def test_gcloud_user_credentials_refresh_at_googles_token_endpoint_through_the_p
     token_endpoint: TokenEndpoint,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
-    start_bot: Callable[..., RunningBot],
-    slack: SlackStandIn,
-    google: OperationsStandIn,
+    tokens_carried_by_a_cancel: Callable[[], list[str]],
 ) -> None:
     # google-auth always sends refresh tokens to https://oauth2.googleapis.com/token, so
     # the stand-in is that host, over TLS, behind a proxy as in a locked-down network.
@@ -229,7 +229,7 @@ def test_gcloud_user_credentials_refresh_at_googles_token_endpoint_through_the_p
             })
         )  # fmt: skip
         token_endpoint.tokens.lifetimes.append(1)
-        carried = run_a_cancel(start_bot, slack, google)
+        carried = tokens_carried_by_a_cancel()
     finally:
         proxy.stop()
         tls.stop()
