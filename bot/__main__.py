@@ -9,7 +9,7 @@ import logging
 import os
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import MutableMapping, Sequence
 
 from bot.allowlist import Allowlist, AllowlistError, load_allowlist
 from bot.config import Settings, StartupError
@@ -43,6 +43,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             run_sandbox(args.port)
             return 0
         settings = Settings.from_env(os.environ, needs_slack_requests=args.command == "serve")
+        _forget_slack_secrets(os.environ)
         allowlist = _load_allowlist(settings)
         redis_url = settings.redis_url
         if redis_url is not None:
@@ -81,6 +82,14 @@ def _load_allowlist(settings: Settings) -> Allowlist:
         raise StartupError(
             "ALLOWLIST_FILE", str(exc), "Fix the file, or point ALLOWLIST_FILE at the right one"
         ) from exc
+
+
+def _forget_slack_secrets(environ: MutableMapping[str, str]) -> None:
+    """Settings hold the secrets from here on. Out of the environment, no child process
+    (the embedded Redis) inherits them, and Bolt, given our client, finds no second bot
+    token to warn that it will not use."""
+    for name in ("SLACK_BOT_TOKEN", "SLACK_APP_TOKEN", "SLACK_SIGNING_SECRET"):
+        environ.pop(name, None)
 
 
 def _google_tokens(settings: Settings) -> TokenSource:

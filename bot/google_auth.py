@@ -1,13 +1,18 @@
 """Bearer tokens for Google from google-auth, refreshed over httpx off the event loop.
 
 google-auth has no httpx transport, so `HttpxAuthRequest` implements its
-`transport.Request` over a synchronous httpx client; refreshes run in a thread.
+`transport.Request` over a synchronous httpx client; refreshes run in a thread. Finding
+the credentials (key file, gcloud's, workload identity federation, the metadata server of
+Cloud Run, GKE and GCE) goes over the same client, so it honours the proxy settings too.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+import contextlib
+import logging
+import os
+from collections.abc import Iterator, Mapping
 from typing import Any, Protocol
 
 import google.auth
@@ -16,6 +21,8 @@ import google.auth.transport
 import httpx
 
 CLOUD_PLATFORM_SCOPE = "https://www.googleapis.com/auth/cloud-platform"
+# Where google-auth looks for the metadata server instead of its default addresses.
+_METADATA_SETTINGS = ("GCE_METADATA_HOST", "GCE_METADATA_ROOT", "GCE_METADATA_IP")
 
 
 class CredentialsError(Exception):
@@ -84,11 +91,19 @@ class GoogleTokens:
 
     @classmethod
     def from_adc(cls) -> GoogleTokens:
+        """Application Default Credentials; no token is fetched until the first call."""
+        # httpx reads HTTP(S)_PROXY and NO_PROXY itself for every URL not mounted here.
+        client = httpx.Client(timeout=30.0, mounts=_direct_to_the_metadata_server())
         try:
-            credentials, _project = google.auth.default(scopes=[CLOUD_PLATFORM_SCOPE])
-        except google.auth.exceptions.DefaultCredentialsError as exc:
+            with _discovery_logs_held():
+                credentials, _project = google.auth.default(
+                    scopes=[CLOUD_PLATFORM_SCOPE], request=HttpxAuthRequest(client)
+                )
+        # ValueError: the project lookup of workload identity federation reads its answer as JSON.
+        except (google.auth.exceptions.GoogleAuthError, ValueError) as exc:
+            client.close()
             raise CredentialsError(str(exc).splitlines()[0]) from exc
-        return cls(credentials)
+        return cls(credentials, client)
 
     async def headers(self) -> dict[str, str]:
         if not self._credentials.valid:
@@ -105,3 +120,39 @@ class GoogleTokens:
             raise CredentialsError(
                 f"could not refresh Google credentials: {type(exc).__name__}"
             ) from exc
+
+
+def _direct_to_the_metadata_server() -> dict[str, httpx.BaseTransport]:
+    """The metadata server of Cloud Run, GKE and GCE is on the machine's own link and
+    refuses proxied requests, so it is always reached directly, as Google's Go client does."""
+    direct = httpx.HTTPTransport()
+    hosts = {"metadata.google.internal", "169.254.169.254"}
+    hosts |= {os.environ[name] for name in _METADATA_SETTINGS if os.environ.get(name)}
+    return {f"http://{host}": direct for host in hosts}
+
+
+class _HeldRecords(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__()
+        self.records: list[logging.LogRecord] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+
+@contextlib.contextmanager
+def _discovery_logs_held() -> Iterator[None]:
+    """Hold google-auth's log records while it looks for credentials: logged if it finds
+    some; if not, the start-up error says in one line what was missing instead."""
+    held = _HeldRecords()
+    google_logs = logging.getLogger("google")
+    propagates = google_logs.propagate
+    google_logs.addHandler(held)
+    google_logs.propagate = False
+    try:
+        yield
+    finally:
+        google_logs.removeHandler(held)
+        google_logs.propagate = propagates
+    for record in held.records:
+        logging.getLogger().handle(record)

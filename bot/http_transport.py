@@ -3,13 +3,16 @@
 httpx's own pool (httpcore over anyio) spent about 70 % of the poller's CPU scanning its
 connections on every request (py-spy, bench/poller.py); aiohttp's pool does the same
 work for a fraction. The Operations API client keeps httpx's interface, timeouts and
-errors; only the transport underneath changes.
+errors; only the transport underneath changes. Requests go through the proxy that
+HTTP_PROXY, HTTPS_PROXY and NO_PROXY choose, as httpx's own transport would send them.
 """
 
 from __future__ import annotations
 
 import aiohttp
 import httpx
+
+from bot.proxies import EnvironmentProxies
 
 
 class AiohttpTransport(httpx.AsyncBaseTransport):
@@ -24,6 +27,7 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
                 connector=aiohttp.TCPConnector(limit=self._max_connections),
                 auto_decompress=False,  # httpx decodes the body itself
                 skip_auto_headers=("User-Agent", "Accept-Encoding"),
+                middlewares=(EnvironmentProxies().route,),
             )
         return self._session
 

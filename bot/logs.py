@@ -1,4 +1,5 @@
-"""One JSON object a log line, with Slack and Google secrets scrubbed on the way out."""
+"""One JSON object a log line, as Cloud Logging reads it (`severity`, `message`, `time`),
+with Slack and Google secrets scrubbed on the way out."""
 
 from __future__ import annotations
 
@@ -7,24 +8,42 @@ import logging
 import re
 import sys
 from datetime import UTC, datetime
+from types import TracebackType
 from typing import Any
 
 # Token shapes that must never reach a log: Slack tokens and OAuth bearer tokens.
 _SECRET = re.compile(r"(xox[abposr]-[A-Za-z0-9-]+|xapp-[A-Za-z0-9-]+|Bearer\s+[^\s\"']+)")
 _STANDARD = frozenset(vars(logging.LogRecord("", 0, "", 0, "", (), None)))
+# Cloud Logging's LogSeverity names, from the highest level each covers.
+_SEVERITIES = (
+    (logging.CRITICAL, "CRITICAL"),
+    (logging.ERROR, "ERROR"),
+    (logging.WARNING, "WARNING"),
+    (logging.INFO, "INFO"),
+)
 
 
 def redact(text: str) -> str:
     return _SECRET.sub("[redacted]", text)
 
 
+def severity_of(levelno: int) -> str:
+    """Cloud Logging's severity for a Python log level; levels below INFO are DEBUG."""
+    return next((name for floor, name in _SEVERITIES if levelno >= floor), "DEBUG")
+
+
+def rfc3339(timestamp: float) -> str:
+    moment = datetime.fromtimestamp(timestamp, UTC).isoformat(timespec="milliseconds")
+    return moment.removesuffix("+00:00") + "Z"
+
+
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, Any] = {
-            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
-            "level": record.levelname.lower(),
-            "logger": record.name,
+            "severity": severity_of(record.levelno),
             "message": record.getMessage(),
+            "time": rfc3339(record.created),
+            "logger": record.name,
         }
         for key, value in vars(record).items():
             if key not in _STANDARD and not key.startswith("_"):
@@ -43,3 +62,14 @@ def configure_logging(level: int = logging.INFO) -> None:
     # Client libraries log request details at DEBUG/INFO; keep them to warnings.
     for noisy in ("slack_bolt", "slack_sdk", "httpx", "httpcore", "aiohttp.access"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    # Python's warnings and uncaught exceptions would otherwise print plain text to stderr.
+    logging.captureWarnings(True)
+    sys.excepthook = _log_uncaught
+
+
+def _log_uncaught(
+    kind: type[BaseException], error: BaseException, trace: TracebackType | None
+) -> None:
+    logging.getLogger("cancel_op").critical(
+        "uncaught %s: %s", kind.__name__, error, exc_info=(kind, error, trace)
+    )

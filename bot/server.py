@@ -26,6 +26,7 @@ from bot.health import health_app
 from bot.http_transport import AiohttpTransport
 from bot.metrics import SlackErrorCounter
 from bot.operations import MAX_IN_FLIGHT, OperationsClient
+from bot.proxies import EnvironmentProxies
 from bot.services import Services
 
 log = logging.getLogger(__name__)
@@ -50,7 +51,7 @@ async def connected(
 ) -> AsyncIterator[Clients]:
     store = connect_redis(redis_url)
     async with (
-        aiohttp.ClientSession() as slack_session,
+        aiohttp.ClientSession(middlewares=(EnvironmentProxies().route,)) as slack_session,
         httpx.AsyncClient(
             timeout=httpx.Timeout(10.0, connect=5.0),
             transport=AiohttpTransport(max_connections=MAX_IN_FLIGHT),

@@ -6,6 +6,7 @@ Tests and the sandbox use it to stand real HTTP servers in for Slack and Google.
 from __future__ import annotations
 
 import asyncio
+import ssl
 import threading
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, TypeVar
@@ -16,8 +17,14 @@ T = TypeVar("T")
 
 
 class BackgroundServer:
-    def __init__(self, make_app: Callable[[], Awaitable[web.Application]], port: int = 0) -> None:
+    def __init__(
+        self,
+        make_app: Callable[[], Awaitable[web.Application]],
+        port: int = 0,
+        ssl_context: ssl.SSLContext | None = None,
+    ) -> None:
         self._make_app = make_app
+        self._ssl_context = ssl_context
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
         self._runner: web.AppRunner | None = None
@@ -25,7 +32,7 @@ class BackgroundServer:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"{'https' if self._ssl_context else 'http'}://127.0.0.1:{self.port}"
 
     def start(self) -> BackgroundServer:
         self._thread.start()
@@ -45,5 +52,7 @@ class BackgroundServer:
     async def _start(self) -> None:
         self._runner = web.AppRunner(await self._make_app(), access_log=None)
         await self._runner.setup()
-        await web.TCPSite(self._runner, "127.0.0.1", self.port).start()
+        await web.TCPSite(
+            self._runner, "127.0.0.1", self.port, ssl_context=self._ssl_context
+        ).start()
         self.port = int(self._runner.addresses[0][1])
