@@ -20,6 +20,9 @@ from bot.slack_outcomes import SlackFailure, classify
 POST_ATTEMPTS = 3
 POST_BUDGET_SECONDS = 20.0
 FIRST_BACKOFF_SECONDS = 0.25
+# Slack refused the message's blocks (too long a text from Google, say): the same words
+# as plain text still tell the person what happened.
+_BLOCKS_REFUSED = frozenset({"invalid_blocks", "invalid_blocks_format"})
 _PENDING = "pending:"
 _FAILED = "failed:"
 
@@ -70,11 +73,7 @@ class OncePoster:
         if not await self._redis.set(key, marker, nx=True, px=pending_ms):
             raise PostInProgress(key)
         try:
-            response = await self._call(
-                lambda: self._slack.chat_postMessage(
-                    channel=channel, text=text, blocks=blocks, thread_ts=thread_ts or None
-                )
-            )
+            response = await self._post_fitting(channel, text, blocks, thread_ts)
         except SlackPostFailed as failed:
             # Given up for good: a retried step goes straight to the fallback, so the
             # message cannot appear late in one place after it went to another.
@@ -83,6 +82,25 @@ class OncePoster:
         posted = (str(response.get("channel", channel)), str(response.get("ts", "")))
         await self._redis.set(key, " ".join(posted), ex=self._ttl)
         return posted
+
+    async def _post_fitting(
+        self, channel: str, text: str, blocks: Blocks | None, thread_ts: str
+    ) -> AsyncSlackResponse:
+        """Post with blocks; if Slack refuses them, once more as plain text."""
+        try:
+            return await self._call(
+                lambda: self._slack.chat_postMessage(
+                    channel=channel, text=text, blocks=blocks, thread_ts=thread_ts or None
+                )
+            )
+        except SlackPostFailed as failed:
+            if not blocks or failed.failure.reason not in _BLOCKS_REFUSED:
+                raise
+        return await self._call(
+            lambda: self._slack.chat_postMessage(
+                channel=channel, text=text, thread_ts=thread_ts or None
+            )
+        )
 
     async def posted(self, key: str) -> tuple[str, str] | None:
         """The (channel, ts) posted under `key`, if that post happened."""

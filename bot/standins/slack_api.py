@@ -1,7 +1,9 @@
 """A stand-in for the Slack Web API over real HTTP: records calls, answers like Slack.
 
-Point the bot's SLACK_API_URL at `{url}/api/`. Answers can be scripted per method
-(errors, HTTP 429 with Retry-After, 5xx) and per channel (`not_in_channel`). It keeps what
+Point the bot's SLACK_API_URL at `{url}/api/`. It fails as Slack (and proxies in front of
+it) do, per method, for a number of calls or until healed: any error string, HTTP 429 with
+Retry-After, 5xx with an HTML page, a 200 that is not JSON, slow answers (SlackFault); and
+per channel (`not_in_channel`). It keeps what
 a Slack client shows: messages and threads, each user's ephemeral messages and modals,
 so that `slack_client.SlackClientApi` can serve them to the sandbox page.
 """
@@ -20,6 +22,36 @@ from urllib.parse import parse_qsl
 from aiohttp import WSMsgType, web
 
 
+@dataclass(frozen=True)
+class SlackFault:
+    """One answer Slack, or a proxy in front of it, gives instead of the normal one."""
+
+    status: int = 200
+    body: dict[str, Any] | str | None = None  # str: sent as is; None: the normal answer
+    headers: dict[str, str] = field(default_factory=dict)
+    content_type: str = "application/json"
+    delay_seconds: float = 0.0  # before answering
+
+    @classmethod
+    def error(cls, error: str) -> SlackFault:
+        """Slack's own refusal: HTTP 200, ok false, the error string."""
+        return cls(200, {"ok": False, "error": error})
+
+    @classmethod
+    def rate_limited(cls, retry_after: int = 1) -> SlackFault:
+        return cls(429, {"ok": False, "error": "ratelimited"}, {"Retry-After": str(retry_after)})
+
+    @classmethod
+    def proxy_page(cls, status: int, content_type: str = "text/html") -> SlackFault:
+        """A load balancer's HTML page (502 Bad Gateway, 503, …) or a 200 that is not JSON."""
+        page = f"<html><head><title>{status}</title></head><body>upstream error</body></html>"
+        return cls(status, page, content_type=content_type)
+
+    @classmethod
+    def slow(cls, seconds: float) -> SlackFault:
+        return cls(delay_seconds=seconds)
+
+
 @dataclass
 class Call:
     method: str
@@ -27,6 +59,11 @@ class Call:
 
 
 BOT_USER = "U0BOT"
+# Slack's documented limits: a message's text, blocks per message, a section's text, a field.
+MAX_TEXT = 40_000
+MAX_BLOCKS = 50
+MAX_SECTION_TEXT = 3000
+MAX_FIELD_TEXT = 2000
 # Methods whose effect a person sees; each one moves SlackState.version on.
 _VISIBLE = {"chat.postMessage", "chat.update", "chat.postEphemeral", "views.open",
             "views.update", "views.push"}  # fmt: skip
@@ -83,10 +120,10 @@ class SlackState:
     usergroups: dict[str, list[str]] = field(default_factory=dict)
     # channel -> Slack error that chat.postMessage answers there (e.g. "not_in_channel")
     closed_channels: dict[str, str] = field(default_factory=dict)
-    # method -> queued (HTTP status, body, headers) answers to give before normal ones
-    scripted: dict[str, deque[tuple[int, dict[str, Any], dict[str, str]]]] = field(
-        default_factory=dict
-    )
+    # method -> answers to give, one per call, before normal ones
+    scripted: dict[str, deque[SlackFault]] = field(default_factory=dict)
+    # method -> the answer to every call until healed
+    faults: dict[str, SlackFault] = field(default_factory=dict)
 
     def calls_to(self, method: str) -> list[Call]:
         return [c for c in self.calls if c.method == method]
@@ -94,7 +131,26 @@ class SlackState:
     def script(
         self, method: str, status: int, body: dict[str, Any], headers: dict[str, str] | None = None
     ) -> None:
-        self.scripted.setdefault(method, deque()).append((status, body, headers or {}))
+        self.fail(method, SlackFault(status, body, headers or {}), times=1)
+
+    def fail(self, method: str, fault: SlackFault, times: int | None = None) -> None:
+        """Answer the next `times` calls of `method` so; every call when times is None."""
+        if times is None:
+            self.faults[method] = fault
+        else:
+            self.scripted.setdefault(method, deque()).extend([fault] * times)
+
+    def heal(self, method: str | None = None) -> None:
+        """Answer normally again: `method`, or every method."""
+        for table in (self.faults, self.scripted):
+            if method is None:
+                table.clear()
+            else:
+                table.pop(method, None)
+
+    def next_fault(self, method: str) -> SlackFault | None:
+        queued = self.scripted.get(method)
+        return queued.popleft() if queued else self.faults.get(method)
 
     def thread(self, channel: str, ts: str) -> list[Message]:
         return [m for m in self.messages if m.channel == channel and ts in (m.ts, m.thread_ts)]
@@ -176,6 +232,16 @@ class SlackStandIn:
                 args.update(json.loads(raw or b"{}"))
             else:
                 args.update(parse_qsl(raw.decode()))
+        state = self.state
+        fault = state.next_fault(method)
+        if fault is not None and fault.delay_seconds:
+            await asyncio.sleep(fault.delay_seconds)
+        if fault is not None and fault.body is not None:
+            state.calls.append(Call(method, args))
+            if isinstance(fault.body, str):
+                return web.Response(status=fault.status, text=fault.body, headers=fault.headers,
+                                    content_type=fault.content_type)  # fmt: skip
+            return web.json_response(fault.body, status=fault.status, headers=fault.headers)
         status, body, headers = self._answer(method, args)
         if method == "apps.connections.open":
             body = {"ok": True, "url": f"ws://{request.host}/socket"}
@@ -191,9 +257,6 @@ class SlackStandIn:
     def _answer(
         self, method: str, args: dict[str, Any]
     ) -> tuple[int, dict[str, Any], dict[str, str]]:
-        queued = self.state.scripted.get(method)
-        if queued:
-            return queued.popleft()
         handler = getattr(self, "_" + method.replace(".", "_"), None)
         if handler is None:
             return 200, {"ok": False, "error": "unknown_method"}, {}
@@ -209,6 +272,9 @@ class SlackStandIn:
         channel = str(args.get("channel", ""))
         if channel in self.state.closed_channels:
             return {"ok": False, "error": self.state.closed_channels[channel]}
+        refusal = _refusal(args)
+        if refusal:
+            return {"ok": False, "error": refusal}
         if channel.startswith("U"):
             channel = "D" + channel[1:]  # a user ID posts to the app's DM with that user
         message = Message(
@@ -222,6 +288,9 @@ class SlackStandIn:
         return {"ok": True, "channel": channel, "ts": message.ts}
 
     def _chat_update(self, args: dict[str, Any]) -> dict[str, Any]:
+        refusal = _refusal(args)
+        if refusal:
+            return {"ok": False, "error": refusal}
         for message in self.state.messages:
             if message.channel == args.get("channel") and message.ts == args.get("ts"):
                 message.text = str(args.get("text", ""))
@@ -272,6 +341,25 @@ class SlackStandIn:
         if group not in self.state.usergroups:
             return {"ok": False, "error": "no_such_subteam"}
         return {"ok": True, "users": self.state.usergroups[group]}
+
+
+def _refusal(args: dict[str, Any]) -> str:
+    """The error Slack gives a message over its limits, or "" for one it takes."""
+    if len(str(args.get("text", ""))) > MAX_TEXT:
+        return "msg_too_long"
+    blocks = _blocks(args)
+    if len(blocks) > MAX_BLOCKS:
+        return "invalid_blocks"
+    for block in blocks:
+        text = block.get("text")
+        fields = block.get("fields")
+        text = text if isinstance(text, dict) else {}
+        fields = fields if isinstance(fields, list) else []
+        if len(str(text.get("text", ""))) > MAX_SECTION_TEXT or any(
+            len(str(f.get("text", ""))) > MAX_FIELD_TEXT for f in fields if isinstance(f, dict)
+        ):
+            return "invalid_blocks"
+    return ""
 
 
 def _blocks(args: dict[str, Any]) -> list[dict[str, Any]]:
