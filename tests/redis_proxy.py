@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import threading
 from dataclasses import dataclass, field
+from urllib.parse import urlsplit
 
 
 @dataclass
@@ -23,8 +24,8 @@ class ReplyFaults:
 
 
 class RedisProxy:
-    def __init__(self, upstream_host: str, upstream_port: int) -> None:
-        self._upstream = (upstream_host, upstream_port)
+    def __init__(self, upstream_url: str) -> None:
+        self._upstream = urlsplit(upstream_url)  # redis://host:port or unix:///path
         self.faults = ReplyFaults()
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
@@ -64,7 +65,7 @@ class RedisProxy:
         self, client_in: asyncio.StreamReader, client_out: asyncio.StreamWriter
     ) -> None:
         try:
-            server_in, server_out = await asyncio.open_connection(*self._upstream)
+            server_in, server_out = await self._open_upstream()
         except OSError:
             client_out.close()
             return
@@ -76,6 +77,11 @@ class RedisProxy:
         )
         for writer in (client_out, server_out):
             writer.close()
+
+    async def _open_upstream(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        if self._upstream.scheme == "unix":
+            return await asyncio.open_unix_connection(self._upstream.path)
+        return await asyncio.open_connection(self._upstream.hostname, self._upstream.port)
 
     async def _requests(
         self, source: asyncio.StreamReader, sink: asyncio.StreamWriter, late: list[float]
