@@ -177,8 +177,10 @@ class Watcher:
         if batch.next_due_ms is not None:
             wait_ms = max(0, min(wait_ms, batch.next_due_ms - batch.now_ms))
         self._wake.clear()
+        # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancellation.
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._wake.wait(), wait_ms / 1000)
+            async with asyncio.timeout(wait_ms / 1000):
+                await self._wake.wait()
 
     def _redis_state(self, *, ok: bool) -> None:
         if ok != self.liveness.redis_ok:
@@ -471,4 +473,5 @@ def _percentile(values: list[int], q: int) -> int | None:
 
 async def _sleep_or_stop(stop: asyncio.Event, seconds: float) -> None:
     with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(stop.wait(), seconds)
+        async with asyncio.timeout(seconds):
+            await stop.wait()

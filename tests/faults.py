@@ -20,7 +20,7 @@ POSTING = ("chat.postMessage", "chat.update", "chat.getPermalink")
 def audit_entries(redis_url: str, event: str, operation: str) -> list[dict[str, str]]:
     client = redis.Redis.from_url(redis_url, decode_responses=True)
     try:
-        entries = client.xrange(AUDIT_STREAM)
+        entries: list[tuple[str, dict[str, str]]] = client.xrange(AUDIT_STREAM)  # type: ignore[assignment]
     finally:
         client.close()
     return [

@@ -86,6 +86,13 @@ class RedisProxy:
     async def _requests(
         self, source: asyncio.StreamReader, sink: asyncio.StreamWriter, late: list[float]
     ) -> None:
+        with contextlib.suppress(ConnectionError):
+            await self._pass_requests(source, sink, late)
+        sink.close()
+
+    async def _pass_requests(
+        self, source: asyncio.StreamReader, sink: asyncio.StreamWriter, late: list[float]
+    ) -> None:
         while chunk := await source.read(65536):
             faults = self.faults
             if faults.marker and faults.marker in chunk:
@@ -93,9 +100,15 @@ class RedisProxy:
                 faults.marker, faults.marked = b"", faults.marked + 1
             sink.write(chunk)
             await sink.drain()
-        sink.close()
 
     async def _replies(
+        self, source: asyncio.StreamReader, sink: asyncio.StreamWriter, late: list[float]
+    ) -> None:
+        with contextlib.suppress(ConnectionError):
+            await self._pass_replies(source, sink, late)
+        sink.close()
+
+    async def _pass_replies(
         self, source: asyncio.StreamReader, sink: asyncio.StreamWriter, late: list[float]
     ) -> None:
         while chunk := await source.read(65536):
@@ -108,6 +121,4 @@ class RedisProxy:
             if sink.is_closing():
                 return
             sink.write(chunk)
-            with contextlib.suppress(ConnectionError):
-                await sink.drain()
-        sink.close()
+            await sink.drain()

@@ -59,7 +59,7 @@ class Call:
 
 
 BOT_USER = "U0BOT"
-# Slack's documented limits: a message's text, blocks per message, a section's text, a field.
+# Slack's documented limits: a message's text, blocks per message, a text object, a field.
 MAX_TEXT = 40_000
 MAX_BLOCKS = 50
 MAX_SECTION_TEXT = 3000
@@ -351,15 +351,24 @@ def _refusal(args: dict[str, Any]) -> str:
     if len(blocks) > MAX_BLOCKS:
         return "invalid_blocks"
     for block in blocks:
-        text = block.get("text")
-        fields = block.get("fields")
-        text = text if isinstance(text, dict) else {}
-        fields = fields if isinstance(fields, list) else []
-        if len(str(text.get("text", ""))) > MAX_SECTION_TEXT or any(
-            len(str(f.get("text", ""))) > MAX_FIELD_TEXT for f in fields if isinstance(f, dict)
-        ):
+        if any(len(text) > limit for text, limit in _texts_in(block)):
             return "invalid_blocks"
     return ""
+
+
+def _texts_in(block: dict[str, Any]) -> list[tuple[str, int]]:
+    """Each text object of a block with its limit: a section's text, its fields, a
+    context's elements."""
+    texts: list[tuple[str, int]] = []
+    text = block.get("text")
+    if isinstance(text, dict):
+        texts.append((str(text.get("text", "")), MAX_SECTION_TEXT))
+    for key, limit in (("fields", MAX_FIELD_TEXT), ("elements", MAX_SECTION_TEXT)):
+        items = block.get(key)
+        for item in items if isinstance(items, list) else []:
+            if isinstance(item, dict) and "text" in item:
+                texts.append((str(item["text"]), limit))
+    return texts
 
 
 def _blocks(args: dict[str, Any]) -> list[dict[str, Any]]:
