@@ -4,19 +4,35 @@ watch ends (nothing left in Redis, no more polls)."""
 
 from __future__ import annotations
 
+import asyncio
 import shutil
+import socket
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import aiohttp
+import httpx
 import pytest
 import redis
 
 import bot.watcher
+from bot.app import connect_redis, slack_client
+from bot.audit import Audit
+from bot.cancellation import Cancellations, CancelRequest
+from bot.config import Settings
+from bot.google_auth import AnonymousTokens
+from bot.names import parse_operation_name
+from bot.operations import OperationsClient
+from bot.polling import PollSchedule
 from bot.redis_server import EmbeddedRedis
+from bot.slack_posts import OncePoster
 from bot.standins.operations_api import OperationsStandIn
+from bot.standins.runner import BackgroundServer
 from bot.standins.slack_api import SlackFault, SlackStandIn
-from tests.conftest import ONCALL, ROTATION_MEMBER, RunningBot
+from bot.watch_store import WatchStore
+from bot.watcher import Watcher
+from tests.conftest import ONCALL, ROTATION_MEMBER, RunningBot, bot_env
 from tests.faults import POSTING, audit_entries, cancels_sent, last_words, watches_left
 from tests.listeners.flow import OP, confirm, open_modal, seed, shown_modal, view_text
 from tests.redis_proxy import RedisProxy
@@ -244,3 +260,49 @@ def test_redis_out_of_memory_refuses_the_cancel_and_says_so(
     assert "requested" not in text and "Redis" in text
     assert audit_entries(own_redis.url, "cancel_sent", OP) == []
     assert cancels_sent(google, OP) == 0
+
+
+def test_google_out_of_reach_while_watching_ends_the_watch_at_its_deadline(
+    slack: SlackStandIn,
+    google: OperationsStandIn,
+    slack_server: tuple[SlackStandIn, BackgroundServer],
+    google_server: tuple[OperationsStandIn, BackgroundServer],
+    redis_url: str,
+) -> None:
+    seed(google, polls_until_done=10**6)
+    settings = Settings.from_env(bot_env(slack_server[1].url, google_server[1].url, **FAULTY))
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))  # bound, never listening: connection refused
+        refused = f"http://127.0.0.1:{closed.getsockname()[1]}/v1"
+
+        async def scenario() -> None:
+            store = connect_redis(redis_url)
+            async with aiohttp.ClientSession() as session, httpx.AsyncClient() as http:
+                # The cancel reaches Google; every poll after it finds the port closed.
+                watcher = Watcher(
+                    WatchStore(store, active_ttl_ms=10_000),
+                    OncePoster(slack_client(settings, session), store, 1000, 3600),
+                    OperationsClient(http, refused, AnonymousTokens()).without_retries(),
+                    OperationsClient(http, settings.operations_api_url, AnonymousTokens()),
+                    Audit(store), PollSchedule(50, 1.5, 200),
+                    watch_timeout_ms=3000, lease_ms=1000,
+                )  # fmt: skip
+                request = CancelRequest(parse_operation_name(OP), ONCALL, "C0CHANNEL", "")
+                assert (
+                    await Cancellations(watcher.store, watcher.wake).request("v", request)
+                ).queued
+                stop = asyncio.Event()
+                running = asyncio.create_task(watcher.run(stop))
+                for _ in range(600):
+                    if watches_left(redis_url) == 0:
+                        break
+                    await asyncio.sleep(0.05)
+                stop.set()
+                await running
+            await store.aclose()
+
+        asyncio.run(scenario())
+    assert watches_left(redis_url) == 0
+    assert cancels_sent(google, OP) == 1
+    [final] = [m for m in slack.state.messages if "lost track" in m.text]
+    assert "UNAVAILABLE" in final.text
