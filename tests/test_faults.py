@@ -288,9 +288,8 @@ def test_google_out_of_reach_while_watching_ends_the_watch_at_its_deadline(
                     watch_timeout_ms=3000, lease_ms=1000,
                 )  # fmt: skip
                 request = CancelRequest(parse_operation_name(OP), ONCALL, "C0CHANNEL", "")
-                assert (
-                    await Cancellations(watcher.store, watcher.wake).request("v", request)
-                ).queued
+                cancellations = Cancellations(watcher.store, watcher.wake)
+                await cancellations.request("view", request)
                 stop = asyncio.Event()
                 running = asyncio.create_task(watcher.run(stop))
                 for _ in range(600):
