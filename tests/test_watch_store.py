@@ -6,8 +6,13 @@ from __future__ import annotations
 import asyncio
 
 import redis.asyncio as aredis
+from slack_sdk.web.async_client import AsyncWebClient
 
+from bot.audit import Audit
+from bot.polling import PollSchedule
+from bot.slack_posts import OncePoster
 from bot.watch_store import WATCHES_KEY, Watch, WatchStore
+from bot.watcher import Watcher
 from tests.conftest import ONCALL
 
 NAME = "projects/prod-1/locations/global/operations/op-lease"
@@ -62,3 +67,35 @@ def test_a_submission_sent_again_gets_its_first_answer_and_another_joins_the_fir
         assert (joined.watch_id, joined.requester) == (mine.id, ONCALL)
 
     asyncio.run(scenario())
+
+
+def test_a_lost_lease_stops_only_its_own_step_not_a_newer_step_of_the_same_watch(
+    redis_url: str,
+) -> None:
+    async def scenario() -> tuple[bool, bool]:
+        client = aredis.Redis.from_url(redis_url, decode_responses=True)
+        store = WatchStore(client, active_ttl_ms=3_600_000)
+        watcher = Watcher(store, OncePoster(AsyncWebClient(), client, 300, 60), None,  # type: ignore[arg-type]
+                          None, Audit(client), PollSchedule(), 60_000, lease_ms=300)  # type: ignore[arg-type]  # fmt: skip
+        await store.enqueue(Watch(store.new_id(), NAME, ONCALL, "C0CHANNEL", "", 0))
+        [old] = (await store.claim(10, lease_ms=1)).claims
+        # The old step is still running when its lease runs out (Redis was unreachable,
+        # say) and the same worker claims the watch again for a newer step.
+        await asyncio.sleep(0.01)
+        [new] = (await store.claim(10, lease_ms=60_000)).claims
+        old_step = asyncio.create_task(asyncio.sleep(30))
+        new_step = asyncio.create_task(asyncio.sleep(30))
+        watcher._tasks.update({old_step: old, new_step: new})
+        stop = asyncio.Event()
+        renewing = asyncio.create_task(watcher._renew(stop))
+        await asyncio.wait([old_step], timeout=10)
+        stop.set()
+        await renewing
+        cancelled = old_step.cancelled(), new_step.cancelled()
+        new_step.cancel()
+        await client.aclose()
+        return cancelled
+
+    old_cancelled, new_cancelled = asyncio.run(scenario())
+    assert old_cancelled
+    assert not new_cancelled
