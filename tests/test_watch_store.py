@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import asyncio
 
+import httpx
 import redis.asyncio as aredis
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.audit import Audit
+from bot.google_auth import AnonymousTokens
+from bot.operations import OperationsClient
 from bot.polling import PollSchedule
 from bot.slack_posts import OncePoster
 from bot.watch_store import WATCHES_KEY, Watch, WatchStore
@@ -75,8 +78,10 @@ def test_a_lost_lease_stops_only_its_own_step_not_a_newer_step_of_the_same_watch
     async def scenario() -> tuple[bool, bool]:
         client = aredis.Redis.from_url(redis_url, decode_responses=True)
         store = WatchStore(client, active_ttl_ms=3_600_000)
-        watcher = Watcher(store, OncePoster(AsyncWebClient(), client, 300, 60), None,  # type: ignore[arg-type]
-                          None, Audit(client), PollSchedule(), 60_000, lease_ms=300)  # type: ignore[arg-type]  # fmt: skip
+        google = OperationsClient(httpx.AsyncClient(), "http://127.0.0.1:9/v1", AnonymousTokens())
+        poster = OncePoster(AsyncWebClient(), client, lease_ms=300, ttl_seconds=60)
+        watcher = Watcher(store, poster, google, google, Audit(client), PollSchedule(),
+                          watch_timeout_ms=60_000, lease_ms=300)  # fmt: skip
         await store.enqueue(Watch(store.new_id(), NAME, ONCALL, "C0CHANNEL", "", 0))
         [old] = (await store.claim(10, lease_ms=1)).claims
         # The old step is still running when its lease runs out (Redis was unreachable,
