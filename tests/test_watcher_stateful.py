@@ -257,6 +257,11 @@ class PollerUnderFaults(RuleBasedStateMachine):
         for worker in self.world.workers:
             worker.stop.set()
         await asyncio.gather(*(w.task for w in self.world.workers), return_exceptions=True)
+        # What killed workers left behind (their renewal and report loops) ends with them.
+        leftovers = [task for task in asyncio.all_tasks() if task is not asyncio.current_task()]
+        for task in leftovers:
+            task.cancel()
+        await asyncio.gather(*leftovers, return_exceptions=True)
         await self.world.http.aclose()
         await self.world.session.close()
         await self.world.redis.aclose()
