@@ -28,7 +28,7 @@ _FAILED = "failed:"
 
 
 class PostInProgress(Exception):
-    """Another worker holds this post's key (or died holding it): try again later."""
+    """Another step holds this side effect's key (or died holding it): try again later."""
 
 
 class SlackPostFailed(Exception):

@@ -286,6 +286,14 @@ class WatchStore:
     async def set_link(self, watch: Watch, link: str) -> None:
         await self._set_link(keys=[active_key(watch.operation)], args=[watch.id, link])
 
+    async def hold(self, key: str, token: str, ttl_ms: int) -> bool:
+        """Take `key` for a side effect in progress, for `ttl_ms`; False if someone else
+        holds it. A resend of the SET (redis-py retries after a timeout) finds our own
+        token and still holds."""
+        if await self._redis.set(key, token, nx=True, px=ttl_ms):
+            return True
+        return str(await self._redis.get(key) or "") == token
+
     async def recall(self, key: str) -> str | None:
         value = await self._redis.get(key)
         return None if value is None else str(value)

@@ -239,7 +239,7 @@ class Watcher:
     async def _step(self, claim: Claim, watch: Watch, now_ms: int) -> _Again | _Done:
         name = parse_operation_name(watch.operation)
         if watch.stage == "cancel":
-            return await self._send_cancel(watch, name)
+            return await self._send_cancel(claim, watch, name)
         if watch.stage == "watch":
             polled = await self._poll(watch, name, now_ms)
             if isinstance(polled, _Again):
@@ -253,8 +253,8 @@ class Watcher:
 
     # Stage "cancel"
 
-    async def _send_cancel(self, watch: Watch, name: OperationName) -> _Again | _Done:
-        error = await self._cancel_once(watch, name)  # first: no Slack post holds it back
+    async def _send_cancel(self, claim: Claim, watch: Watch, name: OperationName) -> _Again | _Done:
+        error = await self._cancel_once(claim, watch, name)  # first: no Slack post holds it back
         watch = await self._post_request(watch, name)
         if watch.post_channel:
             await self.store.set_link(
@@ -267,11 +267,20 @@ class Watcher:
         ceiling = self._schedule.first_ceiling()
         return _Again(watch.but(stage="watch", delay_ms=ceiling), self._schedule.wait(ceiling))
 
-    async def _cancel_once(self, watch: Watch, name: OperationName) -> OperationsError | None:
+    async def _cancel_once(
+        self, claim: Claim, watch: Watch, name: OperationName
+    ) -> OperationsError | None:
         """Send the cancel unless this watch already did; the answer is kept with the key."""
         key = posted_key(watch.id, "cancel")
         sent = await self.store.recall(key)
         if sent is None:
+            # One sender at a time: a step whose lease lapsed (Redis slow) must not send
+            # it beside its successor. Held no longer than the call can take, so a
+            # sender that died only delays the cancel.
+            in_flight = posted_key(watch.id, "cancel:sending")
+            hold_ms = self._lease_ms + int(self._google_seconds * 1000)
+            if not await self.store.hold(in_flight, claim.token, hold_ms):
+                raise PostInProgress(in_flight)
             try:
                 await self._within_deadline(self._operations.cancel(name))
                 outcome = "OK|"
@@ -382,6 +391,8 @@ class Watcher:
             )
             if watch.status_text:  # it exists with other words
                 await self._poster.update(channel, ts, text, blocks)
+        except PostInProgress:
+            return watch  # being posted elsewhere; this poll's news goes on without it
         except SlackPostFailed as failed:
             reason = failed.failure.reason
             log.warning("status message given up", extra={"watch": watch.id, "slack_error": reason})

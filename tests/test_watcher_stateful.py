@@ -47,6 +47,7 @@ from tests.slack_driver import wait_for
 T = TypeVar("T")
 LEASE_SECONDS = 1.0
 TIMEOUT_SECONDS = 2.0
+REDIS_SOCKET_TIMEOUT_SECONDS = 2.0  # bot.app.connect_redis's
 BEHAVIOURS = [Behaviour.CANCELS, Behaviour.COMPLETES, Behaviour.FAILS]
 SLACK_FAULTS = [
     SlackFault.error("not_in_channel"),
@@ -194,7 +195,8 @@ class PollerUnderFaults(RuleBasedStateMachine):
 
     @rule(delay=st.sampled_from([0.2, 2.5]), seconds=st.floats(0.2, 1.0))
     def redis_answers_late(self, delay: float, seconds: float) -> None:
-        self.redis_faults += 1
+        if delay >= REDIS_SOCKET_TIMEOUT_SECONDS:  # the client gives up and sends again
+            self.redis_faults += 1
         self.parts.proxy.faults.delay_seconds = delay
         time.sleep(seconds)
         self.parts.proxy.heal()
@@ -217,8 +219,6 @@ class PollerUnderFaults(RuleBasedStateMachine):
             worker.task.cancel()
             for task in list(worker.watcher._tasks):
                 task.cancel()
-            await asyncio.wait([worker.task], timeout=15)
-            assert worker.task.done(), "a cancelled worker went on"
             self._start_worker(self.world)
 
         self.thread.call(kill())
@@ -244,9 +244,12 @@ class PollerUnderFaults(RuleBasedStateMachine):
                 [last_words(parts.slack, parts.redis_url, n) for n in self.confirmed],
             )
             for name in self.confirmed:
-                assert 1 <= cancels_sent(parts.google, name) <= 1 + self.kills, name
+                sent = cancels_sent(parts.google, name)
+                assert 1 <= sent <= 1 + self.kills, f"{name}: {sent} cancels sent"
                 said = last_words(parts.slack, parts.redis_url, name)
                 assert said, f"{name}: no last word anywhere"
+                # A kill, or Redis failing, between Slack taking a post and the bot
+                # recording it may repeat that post (at least once, see the README).
                 if not self.kills and not self.redis_faults:
                     assert len(said) == 1, f"{name}: last word said {said}"
         finally:
@@ -294,8 +297,10 @@ def test_the_pollers_promises_hold_under_random_faults_and_kills(parts: Parts) -
             max_examples=4,
             stateful_step_count=8,
             deadline=None,
-            # Each example takes seconds of real time: report a failure as found, unshrunk.
-            phases=[Phase.explicit, Phase.reuse, Phase.generate],
+            # Each example takes seconds of real time: a failure is reported as found,
+            # unshrunk and not replayed later (real time makes no two runs alike).
+            phases=[Phase.explicit, Phase.generate],
+            database=None,
             suppress_health_check=[HealthCheck.too_slow],
         ),
     )
