@@ -48,8 +48,6 @@ CLAIM_BATCH = 200
 IDLE_WAIT_MS = 500
 # Consecutive failed polls (other than "slow down") before the thread is told.
 MAX_POLL_ERRORS = 5
-# A step that crashed is tried again this soon (the watch's deadline still ends it).
-RETRY_STEP_MS = 5_000
 # A status message appears only for operations still running after this long.
 STATUS_AFTER_MS = 30_000
 # Logged liveness figures cover this long.

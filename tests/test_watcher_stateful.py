@@ -5,6 +5,7 @@ and each says its last word (in the thread, the DM or the audit)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import threading
 import time
@@ -236,13 +237,6 @@ class PollerUnderFaults(RuleBasedStateMachine):
             # The deadline, two leases, and each Slack post's budget in two places.
             wait_for(lambda: watches_left(parts.redis_url) == 0, timeout=60,
                      what="every watch to end")  # fmt: skip
-            print(
-                "DEBUG",
-                len(self.confirmed),
-                self.kills,
-                self.redis_faults,
-                [last_words(parts.slack, parts.redis_url, n) for n in self.confirmed],
-            )
             for name in self.confirmed:
                 sent = cancels_sent(parts.google, name)
                 assert 1 <= sent <= 1 + self.kills, f"{name}: {sent} cancels sent"
@@ -257,17 +251,21 @@ class PollerUnderFaults(RuleBasedStateMachine):
             self.thread.stop()
 
     async def _close(self) -> None:
+        """Stop the workers and close the clients, each in bounded time: what a killed
+        worker left behind (a shielded Redis call, a trickling read) is cancelled."""
         for worker in self.world.workers:
             worker.stop.set()
-        await asyncio.gather(*(w.task for w in self.world.workers), return_exceptions=True)
-        # What killed workers left behind (their renewal and report loops) ends with them.
+        await asyncio.wait([w.task for w in self.world.workers], timeout=15)
         leftovers = [task for task in asyncio.all_tasks() if task is not asyncio.current_task()]
         for task in leftovers:
             task.cancel()
-        await asyncio.gather(*leftovers, return_exceptions=True)
-        await self.world.http.aclose()
-        await self.world.session.close()
-        await self.world.redis.aclose()
+        if leftovers:
+            await asyncio.wait(leftovers, timeout=5)
+        for closing in (self.world.http.aclose(), self.world.session.close(),
+                        self.world.redis.aclose()):  # fmt: skip
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(5):
+                    await closing
 
 
 @pytest.fixture
