@@ -1,8 +1,8 @@
 """A confirmed cancel becomes a watch in Redis; the poller carries it out from there.
 
-Two keys make it happen once. The submission key absorbs Slack retries and double clicks
-of one modal; the operation's active key makes a second engineer's cancel of the same
-operation a pointer to the first one's thread instead of a second request.
+One atomic step records the modal's submission with its watch and queues it: Slack's
+retries, double clicks and Redis's own resends of the step get the first answer again,
+and a second engineer's cancel of the same operation joins the first one's watch.
 """
 
 from __future__ import annotations
@@ -11,14 +11,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from bot.names import OperationName
-from bot.watch_store import Owner, Watch, WatchStore
+from bot.watch_store import Submission, Watch, WatchStore
 
 # Slack redelivers an interaction within seconds; a day covers any retry with room to spare.
 SUBMISSION_KEY_TTL_SECONDS = 24 * 3600
-
-
-class DuplicateSubmission(Exception):
-    """The same modal was submitted again (double click or Slack retry)."""
 
 
 @dataclass(frozen=True)
@@ -34,14 +30,11 @@ class Cancellations:
         self._store = store
         self._wake_poller = wake_poller
 
-    async def request(self, submission_id: str, request: CancelRequest) -> Owner | None:
-        """Queue the cancel. None: queued. Otherwise who is already cancelling it.
+    async def request(self, submission_id: str, request: CancelRequest) -> Submission:
+        """Queue the cancel, or say whose cancel of the operation this one joins.
 
-        Raises DuplicateSubmission for a repeat of one modal, and redis.RedisError when
-        the store is down; in both cases nothing is sent to Google.
+        Raises redis.RedisError when the store is down; then nothing is sent to Google.
         """
-        if not await self._store.claim_submission(submission_id, SUBMISSION_KEY_TTL_SECONDS):
-            raise DuplicateSubmission(submission_id)
         watch = Watch(
             id=self._store.new_id(),
             operation=str(request.name),
@@ -50,7 +43,7 @@ class Cancellations:
             origin_thread_ts=request.thread_ts,
             started_ms=0,  # set from Redis's clock when first claimed
         )
-        owner = await self._store.enqueue(watch)
-        if owner is None:
+        submission = await self._store.submit(submission_id, watch, SUBMISSION_KEY_TTL_SECONDS)
+        if submission.queued:
             self._wake_poller()
-        return owner
+        return submission

@@ -40,18 +40,33 @@ def posted_key(watch_id: str, kind: str) -> str:
     return f"{PREFIX}:posted:{watch_id}:{kind}"
 
 
-# Enqueue must be atomic: two engineers (or replicas) confirming the same operation at
-# once must end with one watch, and the loser must learn who won.
-_ENQUEUE = """
-if redis.call('EXISTS', KEYS[3]) == 1 then
-  return redis.call('HMGET', KEYS[3], 'requester', 'link')
+# Submitting must be atomic and answer a repeat as it answered the first time: two
+# engineers (or replicas) confirming the same operation at once end with one watch, the
+# loser learns who won, and a resend of this very script (redis-py retries a call whose
+# answer timed out) finds its own submission and gets the same answer, not "duplicate".
+_SUBMIT = """
+local seen = redis.call('GET', KEYS[4])
+if seen then
+  local kind, watch, requester = string.match(seen, '^(%a+)|([^|]*)|(.*)$')
+  local link = ''
+  if redis.call('HGET', KEYS[3], 'watch') == watch then
+    link = redis.call('HGET', KEYS[3], 'link') or ''
+  end
+  return {kind, watch, requester, link}
 end
+if redis.call('EXISTS', KEYS[3]) == 1 then
+  local owner = redis.call('HMGET', KEYS[3], 'watch', 'requester', 'link')
+  local watch, requester = owner[1] or '', owner[2] or ''
+  redis.call('SET', KEYS[4], 'joined|' .. watch .. '|' .. requester, 'EX', ARGV[5])
+  return {'joined', watch, requester, owner[3] or ''}
+end
+redis.call('SET', KEYS[4], 'queued|' .. ARGV[1] .. '|' .. ARGV[3], 'EX', ARGV[5])
 redis.call('HSET', KEYS[3], 'watch', ARGV[1], 'requester', ARGV[3], 'link', '')
 redis.call('PEXPIRE', KEYS[3], ARGV[4])
 redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
 local t = redis.call('TIME')
 redis.call('ZADD', KEYS[1], t[1] * 1000 + math.floor(t[2] / 1000), ARGV[1])
-return false
+return {'queued', ARGV[1], ARGV[3], ''}
 """
 
 # Claim must be atomic: reading due ids and pushing them past the lease in one step is
@@ -88,9 +103,10 @@ return 1
 """
 
 # Renewal checks each token too: a worker keeps a lease only while it still holds it.
-# One call renews every watch a worker holds; it returns the ones another worker holds
-# now. A claim that is gone was released by its own step (saved or finished) while the
-# renewal was on its way: not lost.
+# One call renews every watch a worker holds; it returns the tokens of the claims another
+# worker holds now (tokens, not watch ids: the same worker may hold a newer claim of the
+# same watch, which must go on). A claim that is gone was released by its own step
+# (saved or finished) while the renewal was on its way: not lost.
 _RENEW = """
 local t = redis.call('TIME')
 local due = t[1] * 1000 + math.floor(t[2] / 1000) + ARGV[1]
@@ -100,7 +116,7 @@ for i = 2, #ARGV, 2 do
   if holder == ARGV[i + 1] then
     redis.call('ZADD', KEYS[1], 'XX', due, ARGV[i])
   elseif holder then
-    table.insert(lost, ARGV[i])
+    table.insert(lost, ARGV[i + 1])
   end
 end
 return lost
@@ -129,6 +145,14 @@ end
 return 1
 """
 
+# A step records its progress mid-way (before posting what it learnt), so a step cut short
+# never asks Google the same question again; only the current claim's holder may.
+_CHECKPOINT = """
+if redis.call('HGET', KEYS[1], ARGV[1]) ~= ARGV[2] then return 0 end
+redis.call('HSET', KEYS[2], ARGV[1], ARGV[3])
+return 1
+"""
+
 _SET_LINK = """
 if redis.call('HGET', KEYS[1], 'watch') == ARGV[1] then
   redis.call('HSET', KEYS[1], 'link', ARGV[2])
@@ -147,13 +171,19 @@ class Watch:
     channel: str  # where the request came from
     origin_thread_ts: str  # the alert's ts when started from a message, else ""
     started_ms: int
-    stage: str = "cancel"  # "cancel": post and send the cancel; "watch": poll until done
+    # "cancel": send the cancel, then post; "watch": poll until done or the deadline;
+    # "ending": the last word is known (last_word) and only its posts remain
+    stage: str = "cancel"
     post_channel: str = ""  # where the bot's messages actually went (may be a DM)
     thread_ts: str = ""  # the thread of follow-ups
     polls: int = 0
     errors: int = 0  # consecutive failed polls
     delay_ms: int = 0  # the current backoff ceiling
-    status_text: str = ""  # what the status message says now
+    status_text: str = ""  # what the status message says now; STATUS_GONE once it cannot be
+    last_error: str = ""  # "CODE|message" of the latest failed poll, cleared by a good one
+    last_word: str = ""  # JSON [text, blocks] of the final follow-up, once known
+    outcome: str = ""  # the final state for the audit, once known
+    summary: str = ""  # the final state in a few words, for the status message
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), separators=(",", ":"))
@@ -183,9 +213,13 @@ class ClaimBatch:
 
 
 @dataclass(frozen=True)
-class Owner:
-    requester: str
-    link: str
+class Submission:
+    """What became of one modal submission, the same however often it is repeated."""
+
+    queued: bool  # True: a watch exists for it; False: it joins another's watch
+    watch_id: str
+    requester: str  # who asked first: the submitter, or the owner of the joined watch
+    link: str  # the joined watch's thread, once posted
 
 
 class WatchStore:
@@ -194,28 +228,30 @@ class WatchStore:
         self._active_ttl_ms = active_ttl_ms
         # Side-effect records outlive any watch that could still repeat them.
         self.record_ttl_seconds = active_ttl_ms // 1000 + 86_400
-        self._enqueue = client.register_script(_ENQUEUE)
+        self._submit = client.register_script(_SUBMIT)
         self._claim = client.register_script(_CLAIM)
         self._save = client.register_script(_SAVE)
         self._finish = client.register_script(_FINISH)
         self._renew = client.register_script(_RENEW)
         self._set_link = client.register_script(_SET_LINK)
         self._hand_back = client.register_script(_HAND_BACK)
+        self._checkpoint = client.register_script(_CHECKPOINT)
 
     @staticmethod
     def new_id() -> str:
         return uuid.uuid4().hex
 
-    async def enqueue(self, watch: Watch) -> Owner | None:
-        """Add a watch due now. None: added. Otherwise who already cancels the operation."""
-        existing = await self._enqueue(
-            keys=[DUE_KEY, WATCHES_KEY, active_key(watch.operation)],
-            args=[watch.id, watch.to_json(), watch.requester, self._active_ttl_ms],
+    async def submit(self, submission_id: str, watch: Watch, ttl_seconds: int) -> Submission:
+        """Queue the watch for a submission, unless the operation already has one."""
+        kind, watch_id, requester, link = await self._submit(
+            keys=[DUE_KEY, WATCHES_KEY, active_key(watch.operation), submission_key(submission_id)],
+            args=[watch.id, watch.to_json(), watch.requester, self._active_ttl_ms, ttl_seconds],
         )
-        if not existing:
-            return None
-        requester, link = existing
-        return Owner(str(requester or ""), str(link or ""))
+        return Submission(kind == "queued", str(watch_id), str(requester), str(link))
+
+    async def enqueue(self, watch: Watch) -> Submission:
+        """Add a watch due now, as its own submission (tools and benchmarks)."""
+        return await self.submit(watch.id, watch, self.record_ttl_seconds)
 
     async def claim(self, limit: int, lease_ms: int) -> ClaimBatch:
         raw = await self._claim(
@@ -238,12 +274,13 @@ class WatchStore:
         )
 
     async def renew(self, claims: list[Claim], lease_ms: int) -> set[str]:
-        """Keep these claims for another lease; returns the ids another worker holds now."""
+        """Keep these claims for another lease; returns the tokens of those another worker
+        holds now."""
         args: list[str | int] = [lease_ms]
         for claim in claims:
             args += [claim.watch_id, claim.token]
         lost = await self._renew(keys=[DUE_KEY, CLAIMS_KEY], args=args)
-        return {str(watch_id) for watch_id in lost}
+        return {str(token) for token in lost}
 
     async def finish(self, claim: Claim, watch: Watch) -> bool:
         return bool(
@@ -258,8 +295,24 @@ class WatchStore:
         args = [part for claim in claims for part in (claim.watch_id, claim.token)]
         await self._hand_back(keys=[DUE_KEY, CLAIMS_KEY], args=args)
 
+    async def checkpoint(self, claim: Claim, watch: Watch) -> bool:
+        """Store the watch mid-step, keeping the claim; False if the claim was lost."""
+        return bool(
+            await self._checkpoint(
+                keys=[CLAIMS_KEY, WATCHES_KEY], args=[claim.watch_id, claim.token, watch.to_json()]
+            )
+        )
+
     async def set_link(self, watch: Watch, link: str) -> None:
         await self._set_link(keys=[active_key(watch.operation)], args=[watch.id, link])
+
+    async def hold(self, key: str, token: str, ttl_ms: int) -> bool:
+        """Take `key` for a side effect in progress, for `ttl_ms`; False if someone else
+        holds it. A resend of the SET (redis-py retries after a timeout) finds our own
+        token and still holds."""
+        if await self._redis.set(key, token, nx=True, px=ttl_ms):
+            return True
+        return str(await self._redis.get(key) or "") == token
 
     async def recall(self, key: str) -> str | None:
         value = await self._redis.get(key)
@@ -267,9 +320,3 @@ class WatchStore:
 
     async def remember(self, key: str, value: str) -> None:
         await self._redis.set(key, value, ex=self.record_ttl_seconds)
-
-    async def claim_submission(self, submission_id: str, ttl_seconds: int) -> bool:
-        """True the first time a modal submission is seen; Slack retries get False."""
-        return bool(
-            await self._redis.set(submission_key(submission_id), "1", nx=True, ex=ttl_seconds)
-        )

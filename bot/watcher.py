@@ -1,24 +1,30 @@
 """The poller: carries each confirmed cancel from the request to the operation's final state.
 
-A watch goes through two stages, each run by whichever worker claims it:
-  cancel  post who asked for what, send the cancel, post Google's answer;
-  watch   poll the operation with backoff, keep one status message current, and post the
-          final state (cancelled, completed anyway, failed, or still running at timeout).
-Every side effect has an idempotency key, so a step retried after a crash, a lease that
-ran out, or a Slack outage repeats nothing that already happened.
+A watch goes through three stages, each run by whichever worker claims it:
+  cancel  send the cancel (before anything reaches Slack), then post who asked for what
+          and Google's answer;
+  watch   poll the operation with backoff and keep one status message current, until it
+          is done, Google keeps failing, or WATCH_TIMEOUT_SECONDS have passed;
+  ending  the last word is known and recorded: post it, close the status message.
+Every side effect has an idempotency key, so a step retried after a crash or a lease that
+ran out repeats nothing that already happened. Every Slack post has a bounded life and
+falls back (the thread, else the requester's DM, else the audit stream and the log), so
+no step waits on Slack; every Google call has a deadline, so every watch ends.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import statistics
 import time
+from collections.abc import Awaitable
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 import redis.asyncio as redis
-from slack_sdk.errors import SlackApiError
 
 from bot import messages, metrics
 from bot.audit import Audit
@@ -27,8 +33,10 @@ from bot.names import OperationName, parse_operation_name
 from bot.operations import OperationsClient, OperationsError
 from bot.polling import PollSchedule
 from bot.rpc import RpcCode
-from bot.slack_posts import CANNOT_POST, OncePoster, PostInProgress, slack_error
+from bot.slack_posts import OncePoster, PostInProgress, SlackPostFailed
 from bot.watch_store import Claim, Watch, WatchStore, posted_key
+
+T = TypeVar("T")
 
 log = logging.getLogger(__name__)
 
@@ -41,13 +49,19 @@ CLAIM_BATCH = 200
 IDLE_WAIT_MS = 500
 # Consecutive failed polls (other than "slow down") before the thread is told.
 MAX_POLL_ERRORS = 5
-# A step that failed on Slack or Redis is tried again this soon.
-RETRY_STEP_MS = 5_000
 # A status message appears only for operations still running after this long.
 STATUS_AFTER_MS = 30_000
 # Logged liveness figures cover this long.
 REPORT_EVERY_SECONDS = 30.0
-_SLOW_DOWN = frozenset({RpcCode.RESOURCE_EXHAUSTED, RpcCode.UNAVAILABLE})
+# The longest one Google call (with its retries) may take: well inside a lease, so a
+# server that trickles its answer cannot hold a step open while its lease is renewed.
+GOOGLE_CALL_SECONDS = 10.0
+# Google is busy or out of reach: wait the longest the schedule allows; the watch's
+# deadline, not a count, ends a run of these.
+_SLOW_DOWN = frozenset({RpcCode.RESOURCE_EXHAUSTED, RpcCode.UNAVAILABLE, RpcCode.DEADLINE_EXCEEDED})
+# What status_text says once the status message cannot be posted or edited (deleted, or
+# the bot removed): it is skipped from then on.
+STATUS_GONE = "-"
 
 
 @dataclass(frozen=True)
@@ -59,6 +73,10 @@ class _Again:
 @dataclass(frozen=True)
 class _Done:
     watch: Watch
+
+
+class _ClaimLost(Exception):
+    """Another worker holds the watch now: this step stops without saving."""
 
 
 @dataclass
@@ -90,6 +108,7 @@ class Watcher:
         self._schedule = schedule
         self._timeout_ms = watch_timeout_ms
         self._lease_ms = lease_ms
+        self._google_seconds = min(GOOGLE_CALL_SECONDS, lease_ms * 2 / 3000)
         self._wake = asyncio.Event()
         self._tasks: dict[asyncio.Task[None], Claim] = {}
         self.liveness = Liveness()
@@ -126,7 +145,7 @@ class Watcher:
             except (redis.RedisError, OSError):
                 continue  # leases may still run; each step's own save will tell
             for task, claim in held.items():
-                if claim.watch_id in lost and not task.done():
+                if claim.token in lost and not task.done():
                     log.warning("lease lost mid-step; another worker has the watch")
                     task.cancel()
 
@@ -157,8 +176,10 @@ class Watcher:
         if batch.next_due_ms is not None:
             wait_ms = max(0, min(wait_ms, batch.next_due_ms - batch.now_ms))
         self._wake.clear()
+        # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancellation.
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._wake.wait(), wait_ms / 1000)
+            async with asyncio.timeout(wait_ms / 1000):
+                await self._wake.wait()
 
     def _redis_state(self, *, ok: bool) -> None:
         if ok != self.liveness.redis_ok:
@@ -198,12 +219,11 @@ class Watcher:
             if not watch.started_ms:
                 watch = watch.but(started_ms=now_ms)  # Redis's clock, as every replica sees it
             try:
-                step = await self._step(watch, now_ms)
+                step = await self._step(claim, watch, now_ms)
             except PostInProgress:
                 step = _Again(watch, self._lease_ms)
-            except (SlackApiError, OSError) as exc:
-                log.warning("watch step failed; retrying", extra={"error": _describe(exc)})
-                step = _Again(watch, RETRY_STEP_MS)
+            except _ClaimLost:
+                return
             if isinstance(step, _Done):
                 await self.store.finish(claim, step.watch)
             else:
@@ -215,37 +235,53 @@ class Watcher:
         except Exception:
             log.exception("watch step crashed", extra={"watch": claim.watch_id})
 
-    async def _step(self, watch: Watch, now_ms: int) -> _Again | _Done:
+    async def _step(self, claim: Claim, watch: Watch, now_ms: int) -> _Again | _Done:
         name = parse_operation_name(watch.operation)
         if watch.stage == "cancel":
-            return await self._send_cancel(watch, name)
-        return await self._poll(watch, name, now_ms)
+            return await self._send_cancel(claim, watch, name)
+        if watch.stage == "watch":
+            polled = await self._poll(watch, name, now_ms)
+            if isinstance(polled, _Again):
+                return polled
+            # What Google said is kept before anything is posted: a step cut short from
+            # here on posts the same last word and does not ask Google again.
+            if not await self.store.checkpoint(claim, polled):
+                raise _ClaimLost(claim.token)
+            watch = polled
+        return await self._end(watch, name)
 
     # Stage "cancel"
 
-    async def _send_cancel(self, watch: Watch, name: OperationName) -> _Again | _Done:
-        channel, thread_ts = await self._post_request(watch, name)
-        watch = watch.but(post_channel=channel, thread_ts=thread_ts)
-        if channel:
-            await self.store.set_link(watch, await self._poster.permalink(channel, thread_ts))
-        error = await self._cancel_once(watch, name)
-        text, blocks = messages.cancel_answer(error)
-        if channel:
-            await self._poster.post(
-                posted_key(watch.id, "answer"), channel, text, blocks, thread_ts
+    async def _send_cancel(self, claim: Claim, watch: Watch, name: OperationName) -> _Again | _Done:
+        error = await self._cancel_once(claim, watch, name)  # first: no Slack post holds it back
+        watch = await self._post_request(watch, name)
+        if watch.post_channel:
+            await self.store.set_link(
+                watch, await self._poster.permalink(watch.post_channel, watch.thread_ts)
             )
+        text, blocks = messages.cancel_answer(error)
+        await self._deliver(watch, "answer", text, blocks)
         if error is not None:
             return _Done(watch)
         ceiling = self._schedule.first_ceiling()
         return _Again(watch.but(stage="watch", delay_ms=ceiling), self._schedule.wait(ceiling))
 
-    async def _cancel_once(self, watch: Watch, name: OperationName) -> OperationsError | None:
+    async def _cancel_once(
+        self, claim: Claim, watch: Watch, name: OperationName
+    ) -> OperationsError | None:
         """Send the cancel unless this watch already did; the answer is kept with the key."""
         key = posted_key(watch.id, "cancel")
         sent = await self.store.recall(key)
         if sent is None:
+            # One sender at a time: a step whose lease lapsed (Redis slow) must not send
+            # it beside its successor. Held no longer than the call can take, so a
+            # sender that died only delays the cancel.
+            in_flight = posted_key(watch.id, "cancel:sending")
+            hold_ms = self._lease_ms + int(self._google_seconds * 1000)
+            if not await self.store.hold(in_flight, claim.token, hold_ms):
+                raise PostInProgress(in_flight)
             try:
-                await self._operations.cancel(name)
+                await self._within_deadline(self._operations.cancel(name))
                 outcome = "OK|"
             except OperationsError as exc:
                 outcome = f"{exc.code.name}|{exc.message}"
@@ -257,88 +293,131 @@ class Watcher:
                 channel=watch.channel, outcome=code, google_message=message,
             )  # fmt: skip
             sent = outcome
-        code, _, message = sent.partition("|")
-        return None if code == "OK" else OperationsError(RpcCode[code], message)
+        return _error_of(sent)
 
-    async def _post_request(self, watch: Watch, name: OperationName) -> tuple[str, str]:
-        """Post where the request came from; if the bot may not, in the requester's DM."""
+    async def _post_request(self, watch: Watch, name: OperationName) -> Watch:
+        """Post where the request came from; if the bot may not, in the requester's DM;
+        the watch comes back with where its follow-ups go ("" when Slack took neither)."""
         text, blocks = messages.request_message(name, watch.requester)
-        key = posted_key(watch.id, "request")
         try:
             channel, ts = await self._poster.post(
-                key, watch.channel, text, blocks, watch.origin_thread_ts
-            )
-            return channel, watch.origin_thread_ts or ts
-        except SlackApiError as exc:
-            reason = slack_error(exc)
-            if reason not in CANNOT_POST:
-                raise
+                posted_key(watch.id, "request"), watch.channel, text, blocks,
+                watch.origin_thread_ts,
+            )  # fmt: skip
+            return watch.but(post_channel=channel, thread_ts=watch.origin_thread_ts or ts)
+        except SlackPostFailed as failed:
+            reason = failed.failure.reason
         notice = messages.cannot_post_text(watch.channel, reason)
-        dm, ts = await self._poster.post(posted_key(watch.id, "dm"), watch.requester, notice, None)
-        await self._poster.post(key, dm, text, blocks, ts)
-        return dm, ts
+        try:
+            dm, ts = await self._poster.post(
+                posted_key(watch.id, "dm"), watch.requester, notice, None
+            )
+        except SlackPostFailed as failed:
+            await self._unheard(watch, "request", text, failed.failure.reason)
+            return watch
+        watch = watch.but(post_channel=dm, thread_ts=ts)
+        await self._deliver(watch, "request:dm", text, blocks)
+        return watch
 
     # Stage "watch"
 
-    async def _poll(self, watch: Watch, name: OperationName, now_ms: int) -> _Again | _Done:
-        self.liveness.polls += 1
-        try:
-            operation = await self._polling.get(name)
-        except OperationsError as exc:
-            if exc.code in _SLOW_DOWN:
-                return _Again(watch.but(polls=watch.polls + 1), self._schedule.busy_wait())
-            errors = watch.errors + 1
-            if errors < MAX_POLL_ERRORS:
-                ceiling = watch.delay_ms
-                return _Again(watch.but(errors=errors), self._schedule.wait(ceiling))
-            text, blocks = messages.lost_track_message(name, exc)
-            await self._follow_up(watch, "final", text, blocks)
-            await self._record_end(watch, f"lost_track:{exc.code.name}")
-            return _Done(watch)
-        watch = watch.but(polls=watch.polls + 1, errors=0)
-        if operation.done:
-            summary, text, blocks = messages.final_message(name, operation)
-            await self._follow_up(watch, "final", text, blocks)
-            await self._end_status(watch, name, summary)
-            await self._record_end(watch, summary)
-            return _Done(watch)
+    async def _poll(self, watch: Watch, name: OperationName, now_ms: int) -> _Again | Watch:
+        """One poll: when to poll again, or the watch ending with its last word."""
         watched_ms = now_ms - watch.started_ms
         if watched_ms >= self._timeout_ms:
-            text, blocks = messages.timeout_message(name, watched_ms / 1000)
-            await self._follow_up(watch, "final", text, blocks)
-            await self._end_status(watch, name, "still running, watching stopped")
-            await self._record_end(watch, "timeout")
-            return _Done(watch)
+            return self._timed_out(watch, name, watched_ms)
+        self.liveness.polls += 1
+        try:
+            operation = await self._within_deadline(self._polling.get(name))
+        except OperationsError as exc:
+            return self._poll_failed(watch, name, exc, watched_ms)
+        watch = watch.but(polls=watch.polls + 1, errors=0, last_error="")
+        if operation.done:
+            summary, text, blocks = messages.final_message(name, operation)
+            return _ending(watch, text, blocks, outcome=summary, summary=summary)
         if watched_ms >= STATUS_AFTER_MS:
             watch = await self._keep_status(watch, name, operation.status_message)
         ceiling = self._schedule.next_ceiling(watch.delay_ms or self._schedule.first_ceiling())
-        wait = min(self._schedule.wait(ceiling), self._timeout_ms - watched_ms)
+        wait = self._within_watch(watched_ms, self._schedule.wait(ceiling))
         return _Again(watch.but(delay_ms=ceiling), wait)
 
+    def _poll_failed(
+        self, watch: Watch, name: OperationName, exc: OperationsError, watched_ms: int
+    ) -> _Again | Watch:
+        watch = watch.but(polls=watch.polls + 1, last_error=f"{exc.code.name}|{exc.message}")
+        if exc.code in _SLOW_DOWN:
+            return _Again(watch, self._within_watch(watched_ms, self._schedule.busy_wait()))
+        errors = watch.errors + 1
+        if errors < MAX_POLL_ERRORS:
+            wait = self._within_watch(watched_ms, self._schedule.wait(watch.delay_ms))
+            return _Again(watch.but(errors=errors), wait)
+        text, blocks = messages.lost_track_message(name, exc)
+        return _ending(watch, text, blocks, f"lost_track:{exc.code.name}", "watching stopped")
+
+    def _timed_out(self, watch: Watch, name: OperationName, watched_ms: int) -> Watch:
+        """The deadline, whatever Google answered last: its error if it failed, else
+        "still running"."""
+        error = _error_of(watch.last_error) if watch.last_error else None
+        if error is not None:
+            text, blocks = messages.lost_track_message(name, error)
+            return _ending(watch, text, blocks, f"lost_track:{error.code.name}", "watching stopped")
+        text, blocks = messages.timeout_message(name, watched_ms / 1000)
+        return _ending(watch, text, blocks, "timeout", "still running, watching stopped")
+
+    def _within_watch(self, watched_ms: int, wait_ms: int) -> int:
+        """A wait cut so the next step comes no later than the watch's deadline."""
+        return max(0, min(wait_ms, self._timeout_ms - watched_ms))
+
+    async def _within_deadline(self, call: Awaitable[T]) -> T:
+        try:
+            async with asyncio.timeout(self._google_seconds):
+                return await call
+        except TimeoutError:
+            raise OperationsError(
+                RpcCode.DEADLINE_EXCEEDED,
+                f"the Operations API did not answer within {self._google_seconds:g} s",
+            ) from None
+
     async def _keep_status(self, watch: Watch, name: OperationName, google_status: str) -> Watch:
-        """One status message per watch, edited only when what it says changes."""
+        """One status message per watch, edited only when what it says changes; skipped
+        from the first time Slack will not take it."""
         text, blocks = messages.status_message(name, google_status)
-        if not watch.post_channel or watch.status_text == text:
+        if not watch.post_channel or watch.status_text in (text, STATUS_GONE):
             return watch
         key = posted_key(watch.id, "status")
-        channel, ts = await self._poster.post(
-            key, watch.post_channel, text, blocks, watch.thread_ts
-        )
-        if watch.status_text:  # it exists with other words
-            await self._poster.update(channel, ts, text, blocks)
+        try:
+            channel, ts = await self._poster.post(
+                key, watch.post_channel, text, blocks, watch.thread_ts
+            )
+            if watch.status_text:  # it exists with other words
+                await self._poster.update(channel, ts, text, blocks)
+        except PostInProgress:
+            return watch  # being posted elsewhere; this poll's news goes on without it
+        except SlackPostFailed as failed:
+            reason = failed.failure.reason
+            log.warning("status message given up", extra={"watch": watch.id, "slack_error": reason})
+            return watch.but(status_text=STATUS_GONE)
         return watch.but(status_text=text)
 
-    async def _end_status(self, watch: Watch, name: OperationName, summary: str) -> None:
-        posted = await self._poster.posted(posted_key(watch.id, "status"))
-        if posted is not None:
-            text, blocks = messages.status_ended(name, summary)
-            await self._poster.update(*posted, text, blocks)
+    # Stage "ending"
 
-    async def _follow_up(self, watch: Watch, kind: str, text: str, blocks: messages.Blocks) -> None:
-        if watch.post_channel:
-            await self._poster.post(
-                posted_key(watch.id, kind), watch.post_channel, text, blocks, watch.thread_ts
-            )
+    async def _end(self, watch: Watch, name: OperationName) -> _Done:
+        text, blocks = json.loads(watch.last_word)
+        await self._deliver(watch, "final", text, blocks)
+        await self._end_status(watch, name)
+        await self._record_end(watch, watch.outcome)
+        return _Done(watch)
+
+    async def _end_status(self, watch: Watch, name: OperationName) -> None:
+        posted = await self._poster.posted(posted_key(watch.id, "status"))
+        if posted is None or watch.status_text == STATUS_GONE:
+            return
+        text, blocks = messages.status_ended(name, watch.summary)
+        try:
+            await self._poster.update(*posted, text, blocks)
+        except SlackPostFailed as failed:
+            reason = failed.failure.reason
+            log.warning("status not closed", extra={"watch": watch.id, "slack_error": reason})
 
     async def _record_end(self, watch: Watch, outcome: str) -> None:
         await self._audit.record(
@@ -346,11 +425,53 @@ class Watcher:
             channel=watch.channel, outcome=outcome, polls=watch.polls,
         )  # fmt: skip
 
+    # Where follow-ups go
 
-def _describe(exc: BaseException) -> str:
-    if isinstance(exc, SlackApiError):
-        return f"slack:{slack_error(exc)}"
-    return type(exc).__name__
+    async def _deliver(self, watch: Watch, kind: str, text: str, blocks: messages.Blocks) -> None:
+        """Post a follow-up in the watch's thread, else in the requester's DM, else into
+        the audit stream and the log: each place tried once, within its budget."""
+        places = [(posted_key(watch.id, kind), watch.post_channel, watch.thread_ts)]
+        if not watch.post_channel.startswith("D"):  # not already the DM
+            places.append((posted_key(watch.id, f"{kind}:dm"), watch.requester, ""))
+        reason = "nowhere to post"
+        for key, channel, thread_ts in places:
+            if not channel:
+                continue
+            try:
+                await self._poster.post(key, channel, text, blocks, thread_ts)
+                return
+            except SlackPostFailed as failed:
+                reason = failed.failure.reason
+                log.warning(
+                    "follow-up not posted; trying the next place",
+                    extra={"watch": watch.id, "kind": kind, "slack_error": reason},
+                )
+        await self._unheard(watch, kind, text, reason)
+
+    async def _unheard(self, watch: Watch, kind: str, text: str, reason: str) -> None:
+        """Slack took a message nowhere: it goes to the audit stream and the log, once."""
+        key = posted_key(watch.id, f"{kind}:audit")
+        if await self.store.recall(key) is not None:
+            return
+        log.error("message reached no one in Slack",
+                  extra={"watch": watch.id, "kind": kind, "slack_error": reason})  # fmt: skip
+        await self._audit.record(
+            "undelivered", actor=watch.requester, operation=watch.operation,
+            channel=watch.channel, outcome=reason, kind=kind, text=text,
+        )  # fmt: skip
+        await self.store.remember(key, reason)
+
+
+def _ending(watch: Watch, text: str, blocks: messages.Blocks, outcome: str, summary: str) -> Watch:
+    return watch.but(
+        stage="ending", last_word=json.dumps([text, blocks]), outcome=outcome, summary=summary
+    )
+
+
+def _error_of(outcome: str) -> OperationsError | None:
+    """The error kept as "CODE|message" ("OK|" for none)."""
+    code, _, message = outcome.partition("|")
+    return None if code == "OK" else OperationsError(RpcCode[code], message)
 
 
 def _seconds_since(moment: float) -> float | None:
@@ -368,4 +489,5 @@ def _percentile(values: list[int], q: int) -> int | None:
 
 async def _sleep_or_stop(stop: asyncio.Event, seconds: float) -> None:
     with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(stop.wait(), seconds)
+        async with asyncio.timeout(seconds):
+            await stop.wait()

@@ -1,12 +1,21 @@
-"""Leases in Redis: what a renewal reports as lost, on the real scripts."""
+"""Leases and submissions in Redis, on the real scripts: what a renewal reports as lost,
+and what a repeated submission is told."""
 
 from __future__ import annotations
 
 import asyncio
 
+import httpx
 import redis.asyncio as aredis
+from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.watch_store import Watch, WatchStore
+from bot.audit import Audit
+from bot.google_auth import AnonymousTokens
+from bot.operations import OperationsClient
+from bot.polling import PollSchedule
+from bot.slack_posts import OncePoster
+from bot.watch_store import WATCHES_KEY, Watch, WatchStore
+from bot.watcher import Watcher
 from tests.conftest import ONCALL
 
 NAME = "projects/prod-1/locations/global/operations/op-lease"
@@ -29,6 +38,9 @@ def test_renewal_reports_a_watch_another_worker_took_not_one_its_own_step_releas
         [theirs] = (await store.claim(10, lease_ms=60_000)).claims
         assert theirs.token != again.token
         taken = await store.renew([again], lease_ms=60_000)
+        # The lost claim's token, not the watch id: a newer claim of the same watch by
+        # the same worker must not be cancelled with it.
+        assert taken == {again.token}
         await client.aclose()
         return held, released, taken
 
@@ -36,3 +48,59 @@ def test_renewal_reports_a_watch_another_worker_took_not_one_its_own_step_releas
     assert held == set()
     assert released == set()  # not "lost": nobody else has it
     assert len(taken) == 1
+
+
+def test_a_submission_sent_again_gets_its_first_answer_and_another_joins_the_first_watch(
+    redis_url: str,
+) -> None:
+    async def scenario() -> None:
+        client = aredis.Redis.from_url(redis_url, decode_responses=True)
+        store = WatchStore(client, active_ttl_ms=3_600_000)
+        mine = Watch(store.new_id(), NAME, ONCALL, "C0CHANNEL", "", 0)
+        first = await store.submit("view-1", mine, ttl_seconds=60)
+        # As redis-py resends a script whose answer timed out: same id, a new watch object.
+        again = await store.submit("view-1", mine.but(id=store.new_id()), ttl_seconds=60)
+        theirs = Watch(store.new_id(), NAME, "U0OTHER", "C0CHANNEL", "", 0)
+        joined = await store.submit("view-2", theirs, ttl_seconds=60)
+        watches = await client.hkeys(WATCHES_KEY)
+        await client.aclose()
+        assert first.queued and again == first and first.watch_id == mine.id
+        assert watches == [mine.id]
+        assert not joined.queued
+        assert (joined.watch_id, joined.requester) == (mine.id, ONCALL)
+
+    asyncio.run(scenario())
+
+
+def test_a_lost_lease_stops_only_its_own_step_not_a_newer_step_of_the_same_watch(
+    redis_url: str,
+) -> None:
+    async def scenario() -> tuple[bool, bool]:
+        client = aredis.Redis.from_url(redis_url, decode_responses=True)
+        store = WatchStore(client, active_ttl_ms=3_600_000)
+        google = OperationsClient(httpx.AsyncClient(), "http://127.0.0.1:9/v1", AnonymousTokens())
+        poster = OncePoster(AsyncWebClient(), client, lease_ms=300, ttl_seconds=60)
+        watcher = Watcher(store, poster, google, google, Audit(client), PollSchedule(),
+                          watch_timeout_ms=60_000, lease_ms=300)  # fmt: skip
+        await store.enqueue(Watch(store.new_id(), NAME, ONCALL, "C0CHANNEL", "", 0))
+        [old] = (await store.claim(10, lease_ms=1)).claims
+        # The old step is still running when its lease runs out (Redis was unreachable,
+        # say) and the same worker claims the watch again for a newer step.
+        await asyncio.sleep(0.01)
+        [new] = (await store.claim(10, lease_ms=60_000)).claims
+        old_step = asyncio.create_task(asyncio.sleep(30))
+        new_step = asyncio.create_task(asyncio.sleep(30))
+        watcher._tasks.update({old_step: old, new_step: new})
+        stop = asyncio.Event()
+        renewing = asyncio.create_task(watcher._renew(stop))
+        await asyncio.wait([old_step], timeout=10)
+        stop.set()
+        await renewing
+        cancelled = old_step.cancelled(), new_step.cancelled()
+        new_step.cancel()
+        await client.aclose()
+        return cancelled
+
+    old_cancelled, new_cancelled = asyncio.run(scenario())
+    assert old_cancelled
+    assert not new_cancelled

@@ -135,9 +135,7 @@ def test_slack_errors_for_a_while_lose_no_follow_up_and_post_none_twice(
     start_bot: Callable[..., RunningBot],
     slack: SlackStandIn,
     google: OperationsStandIn,
-    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(bot.watcher, "RETRY_STEP_MS", 100)
     # The lease outlasts Slack's Retry-After and the client's own retries.
     fast_bot = start_bot(**{**FAST, "WATCH_LEASE_SECONDS": "20"})
     seed(google, polls_until_done=5)

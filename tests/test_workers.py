@@ -69,7 +69,7 @@ def enqueue(redis_url: str, names: list[str]) -> None:
         store = WatchStore(client, active_ttl_ms=3_600_000)
         for name in names:
             watch = Watch(store.new_id(), name, ONCALL, "C0CHANNEL", "", 0)
-            assert await store.enqueue(watch) is None
+            assert (await store.enqueue(watch)).queued
         await client.aclose()
 
     asyncio.run(add())

@@ -1,7 +1,10 @@
 """A stand-in for Google's Operations API (and an OAuth token endpoint) over real HTTP.
 
-Operations are seeded with a behaviour that decides how they answer a cancel. Point
-OPERATIONS_API_URL at `{url}/v1`; service-account credentials can use `{url}/token`.
+Operations are seeded with a behaviour that decides how they answer a cancel. It fails as
+Google does, per method and operation, for a number of calls or until healed: any
+google.rpc error (UNAVAILABLE or 429 for ever), and answers that trickle in a byte at a
+time. Point OPERATIONS_API_URL at `{url}/v1`; service-account credentials can use
+`{url}/token`.
 """
 
 from __future__ import annotations
@@ -89,6 +92,10 @@ class OperationsState:
     requests: list[Request] = field(default_factory=list)
     # (method, name) -> queued (HTTP status, google.rpc status name, message) answers
     scripted: dict[tuple[str, str], deque[tuple[int, str, str]]] = field(default_factory=dict)
+    # (method, name) -> the error every call answers until healed
+    faults: dict[tuple[str, str], tuple[int, str, str]] = field(default_factory=dict)
+    # (method, name) -> seconds between the bytes of each answer (a server that trickles)
+    trickle: dict[tuple[str, str], float] = field(default_factory=dict)
     latency_seconds: float = 0.0
     tokens_issued: int = 0
 
@@ -98,6 +105,15 @@ class OperationsState:
 
     def script(self, method: str, name: str, status: int, rpc_status: str, message: str) -> None:
         self.scripted.setdefault((method, name), deque()).append((status, rpc_status, message))
+
+    def fail(self, method: str, name: str, status: int, rpc_status: str, message: str) -> None:
+        """Answer every `method` call for `name` with this error until healed."""
+        self.faults[(method, name)] = (status, rpc_status, message)
+
+    def heal(self) -> None:
+        self.scripted.clear()
+        self.faults.clear()
+        self.trickle.clear()
 
     def requests_for(self, name: str, action: str = "") -> list[Request]:
         return [r for r in self.requests if r.name == name and r.action == action]
@@ -152,7 +168,7 @@ class OperationsStandIn:
             {"access_token": self.access_token, "expires_in": 3600, "token_type": "Bearer"}
         )
 
-    async def _operation(self, request: web.Request) -> web.Response:
+    async def _operation(self, request: web.Request) -> web.StreamResponse:
         # Recorded on arrival, in the state of the test that sent it, before any latency.
         state = self.state
         listing = _LIST_PATH.fullmatch(request.path)
@@ -169,6 +185,9 @@ class OperationsStandIn:
         state.requests.append(record)
         await self._lag(state)
         response = self._answer(state, request.method, name, action)
+        interval = state.trickle.get((request.method, name))
+        if interval is not None:
+            return await _trickle(request, response, interval)
         record.ended = time.monotonic()
         return response
 
@@ -191,9 +210,9 @@ class OperationsStandIn:
     @staticmethod
     def _answer(state: OperationsState, method: str, name: str, action: str) -> web.Response:
         queued = state.scripted.get((method, name))
-        if queued:
-            status, rpc_status, message = queued.popleft()
-            return _error(status, rpc_status, message)
+        fault = queued.popleft() if queued else state.faults.get((method, name))
+        if fault is not None:
+            return _error(*fault)
         operation = state.operations.get(name)
         if operation is None:
             return _error(404, "NOT_FOUND", f"Operation {name} not found.")
@@ -203,6 +222,21 @@ class OperationsStandIn:
         if method == "POST" and action == "cancel":
             return _cancel(operation)
         return _error(405, "INVALID_ARGUMENT", "method not allowed")
+
+
+async def _trickle(
+    request: web.Request, answer: web.Response, interval: float
+) -> web.StreamResponse:
+    """Send the answer's headers at once, then its body a byte every `interval` seconds."""
+    body = answer.body if isinstance(answer.body, bytes) else b""
+    stream = web.StreamResponse(status=answer.status, headers={"Content-Type": "application/json"})
+    stream.content_length = len(body)
+    await stream.prepare(request)
+    for index in range(len(body)):
+        await stream.write(body[index : index + 1])
+        await asyncio.sleep(interval)
+    await stream.write_eof()
+    return stream
 
 
 def _cancel(operation: FakeOperation) -> web.Response:

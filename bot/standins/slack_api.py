@@ -1,8 +1,10 @@
 """A stand-in for the Slack Web API over real HTTP: records calls, answers like Slack.
 
-Point the bot's SLACK_API_URL at `{url}/api/`. Answers can be scripted per method
-(errors, HTTP 429 with Retry-After, 5xx), delayed per method, and per channel
-(`not_in_channel`); messages and modals over Slack's limits are refused as Slack does. It keeps what
+Point the bot's SLACK_API_URL at `{url}/api/`. It fails as Slack (and proxies in front of
+it) do, per method, for a number of calls or until healed: any error string, HTTP 429 with
+Retry-After, 5xx with an HTML page, a 200 that is not JSON, slow answers (SlackFault); and
+per channel (`not_in_channel`). Messages and modals over Slack's limits are refused as Slack
+does, and a method can be delayed to see how many calls overlap. It keeps what
 a Slack client shows: messages and threads, each user's ephemeral messages and modals,
 so that `slack_client.SlackClientApi` can serve them to the sandbox page.
 """
@@ -23,6 +25,36 @@ from urllib.parse import parse_qsl
 from aiohttp import WSMsgType, web
 
 from bot.slack_limits import message_problems, view_problems
+
+
+@dataclass(frozen=True)
+class SlackFault:
+    """One answer Slack, or a proxy in front of it, gives instead of the normal one."""
+
+    status: int = 200
+    body: dict[str, Any] | str | None = None  # str: sent as is; None: the normal answer
+    headers: dict[str, str] = field(default_factory=dict)
+    content_type: str = "application/json"
+    delay_seconds: float = 0.0  # before answering
+
+    @classmethod
+    def error(cls, error: str) -> SlackFault:
+        """Slack's own refusal: HTTP 200, ok false, the error string."""
+        return cls(200, {"ok": False, "error": error})
+
+    @classmethod
+    def rate_limited(cls, retry_after: int = 1) -> SlackFault:
+        return cls(429, {"ok": False, "error": "ratelimited"}, {"Retry-After": str(retry_after)})
+
+    @classmethod
+    def proxy_page(cls, status: int, content_type: str = "text/html") -> SlackFault:
+        """A load balancer's HTML page (502 Bad Gateway, 503, …) or a 200 that is not JSON."""
+        page = f"<html><head><title>{status}</title></head><body>upstream error</body></html>"
+        return cls(status, page, content_type=content_type)
+
+    @classmethod
+    def slow(cls, seconds: float) -> SlackFault:
+        return cls(delay_seconds=seconds)
 
 
 @dataclass
@@ -95,10 +127,10 @@ class SlackState:
     # method -> seconds to wait before answering it, and how many calls were in flight at once
     delays: dict[str, float] = field(default_factory=dict)
     most_in_flight: dict[str, int] = field(default_factory=dict)
-    # method -> queued (HTTP status, body, headers) answers to give before normal ones
-    scripted: dict[str, deque[tuple[int, dict[str, Any], dict[str, str]]]] = field(
-        default_factory=dict
-    )
+    # method -> answers to give, one per call, before normal ones
+    scripted: dict[str, deque[SlackFault]] = field(default_factory=dict)
+    # method -> the answer to every call until healed
+    faults: dict[str, SlackFault] = field(default_factory=dict)
 
     def calls_to(self, method: str) -> list[Call]:
         return [c for c in self.calls if c.method == method]
@@ -106,7 +138,26 @@ class SlackState:
     def script(
         self, method: str, status: int, body: dict[str, Any], headers: dict[str, str] | None = None
     ) -> None:
-        self.scripted.setdefault(method, deque()).append((status, body, headers or {}))
+        self.fail(method, SlackFault(status, body, headers or {}), times=1)
+
+    def fail(self, method: str, fault: SlackFault, times: int | None = None) -> None:
+        """Answer the next `times` calls of `method` so; every call when times is None."""
+        if times is None:
+            self.faults[method] = fault
+        else:
+            self.scripted.setdefault(method, deque()).extend([fault] * times)
+
+    def heal(self, method: str | None = None) -> None:
+        """Answer normally again: `method`, or every method."""
+        for table in (self.faults, self.scripted):
+            if method is None:
+                table.clear()
+            else:
+                table.pop(method, None)
+
+    def next_fault(self, method: str) -> SlackFault | None:
+        queued = self.scripted.get(method)
+        return queued.popleft() if queued else self.faults.get(method)
 
     def thread(self, channel: str, ts: str) -> list[Message]:
         return [m for m in self.messages if m.channel == channel and ts in (m.ts, m.thread_ts)]
@@ -193,6 +244,16 @@ class SlackStandIn:
                 args.update(json.loads(raw or b"{}"))
             else:
                 args.update(parse_qsl(raw.decode()))
+        state = self.state
+        fault = state.next_fault(method)
+        if fault is not None and fault.delay_seconds:
+            await asyncio.sleep(fault.delay_seconds)
+        if fault is not None and fault.body is not None:
+            state.calls.append(Call(method, args))
+            if isinstance(fault.body, str):
+                return web.Response(status=fault.status, text=fault.body, headers=fault.headers,
+                                    content_type=fault.content_type)  # fmt: skip
+            return web.json_response(fault.body, status=fault.status, headers=fault.headers)
         async with self._in_flight(method):
             status, body, headers = self._answer(method, args)
         if method == "apps.connections.open":
@@ -209,9 +270,6 @@ class SlackStandIn:
     def _answer(
         self, method: str, args: dict[str, Any]
     ) -> tuple[int, dict[str, Any], dict[str, str]]:
-        queued = self.state.scripted.get(method)
-        if queued:
-            return queued.popleft()
         refused = self._over_limits(method, args)
         if refused is not None:
             return 200, refused, {}

@@ -9,7 +9,7 @@ from slack_bolt.context.ack.async_ack import AsyncAck
 
 from bot import messages
 from bot.allowlist import Action
-from bot.cancellation import CancelRequest, DuplicateSubmission
+from bot.cancellation import CancelRequest
 from bot.confirmation import TamperedMetadata
 from bot.names import InvalidName
 from bot.services import Services, services_of
@@ -40,15 +40,12 @@ async def cancel_op_confirm(
         return
     request = CancelRequest(name, user, confirm.channel, confirm.thread_ts)
     try:
-        owner = await services.cancellations.request(view["id"], request)
-    except DuplicateSubmission:
-        await ack(response_action="update", view=messages.submitted_view(name, confirm.channel))
-        return
+        submission = await services.cancellations.request(view["id"], request)
     except redis.RedisError:
         await ack(response_action="update", view=messages.refusal_view(messages.unavailable_text()))
         return
-    if owner is not None:
-        text = messages.already_cancelling_text(name, owner.requester, owner.link)
+    if not submission.queued:
+        text = messages.already_cancelling_text(name, submission.requester, submission.link)
         await ack(response_action="update", view=messages.refusal_view(text))
         return
     await ack(response_action="update", view=messages.submitted_view(name, confirm.channel))
