@@ -153,6 +153,13 @@ redis.call('HSET', KEYS[2], ARGV[1], ARGV[3])
 return 1
 """
 
+# Release deletes a hold only while it is still ours: one that expired and was taken by
+# another step stays that step's.
+_RELEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+
 _SET_LINK = """
 if redis.call('HGET', KEYS[1], 'watch') == ARGV[1] then
   redis.call('HSET', KEYS[1], 'link', ARGV[2])
@@ -236,6 +243,7 @@ class WatchStore:
         self._set_link = client.register_script(_SET_LINK)
         self._hand_back = client.register_script(_HAND_BACK)
         self._checkpoint = client.register_script(_CHECKPOINT)
+        self._release = client.register_script(_RELEASE)
 
     @staticmethod
     def new_id() -> str:
@@ -313,6 +321,10 @@ class WatchStore:
         if await self._redis.set(key, token, nx=True, px=ttl_ms):
             return True
         return str(await self._redis.get(key) or "") == token
+
+    async def release(self, key: str, token: str) -> None:
+        """Give up a hold taken with `token`, so the next step need not wait it out."""
+        await self._release(keys=[key], args=[token])
 
     async def recall(self, key: str) -> str | None:
         value = await self._redis.get(key)

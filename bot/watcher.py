@@ -285,6 +285,11 @@ class Watcher:
                 outcome = "OK|"
             except OperationsError as exc:
                 outcome = f"{exc.code.name}|{exc.message}"
+            except asyncio.CancelledError:
+                # Cut short (shutdown, lost lease): the next step sends it at once; Google
+                # may get it twice, which cancelling tolerates.
+                await self.store.release(in_flight, claim.token)
+                raise
             await self.store.remember(key, outcome)
             code, _, message = outcome.partition("|")
             metrics.CANCELS.labels(code).inc()
