@@ -61,6 +61,17 @@ def redis_url() -> Iterator[str]:
         shutil.rmtree(data_dir, ignore_errors=True)
 
 
+@pytest.fixture
+def own_redis() -> Iterator[EmbeddedRedis]:
+    """A redis-server of the test's own, for tests that stop, fill or restart it."""
+    data_dir = Path(tempfile.mkdtemp(prefix="co-r-"))
+    server = EmbeddedRedis(data_dir)
+    server.start()
+    yield server
+    server.stop()
+    shutil.rmtree(data_dir, ignore_errors=True)
+
+
 @pytest.fixture(autouse=True)
 def clean_redis(redis_url: str) -> None:
     client = redis.Redis.from_url(redis_url)

@@ -5,11 +5,8 @@ watch ends (nothing left in Redis, no more polls)."""
 from __future__ import annotations
 
 import asyncio
-import shutil
 import socket
-import tempfile
 from collections.abc import Callable, Iterator
-from pathlib import Path
 
 import aiohttp
 import httpx
@@ -185,16 +182,6 @@ def test_a_google_error_text_longer_than_slack_allows_in_a_block_still_ends_the_
     operation.error = {"code": 13, "message": "stack frame\n" * 500}
     ended(redis_url)
     assert last_words(slack, redis_url, OP) == ["C0CHANNEL"]
-
-
-@pytest.fixture
-def own_redis() -> Iterator[EmbeddedRedis]:
-    data_dir = Path(tempfile.mkdtemp(prefix="co-r-"))
-    server = EmbeddedRedis(data_dir)
-    server.start()
-    yield server
-    server.stop()
-    shutil.rmtree(data_dir, ignore_errors=True)
 
 
 @pytest.fixture

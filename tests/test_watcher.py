@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import logging
-import shutil
-import tempfile
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable
 
 import pytest
 
@@ -153,16 +150,6 @@ def test_slack_errors_for_a_while_lose_no_follow_up_and_post_none_twice(
     assert len(slack.state.messages) == 3
     assert len(slack.state.calls_to("chat.postMessage")) == 3 + 8
     assert len(google.state.requests_for(OP, "cancel")) == 1
-
-
-@pytest.fixture
-def own_redis() -> Iterator[EmbeddedRedis]:
-    data_dir = Path(tempfile.mkdtemp(prefix="co-r-"))
-    server = EmbeddedRedis(data_dir)
-    server.start()
-    yield server
-    server.stop()
-    shutil.rmtree(data_dir, ignore_errors=True)
 
 
 def test_redis_restarting_mid_watch_loses_nothing(
