@@ -6,6 +6,7 @@ What the page does in a real browser is in tests/browser.
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -163,3 +164,31 @@ def test_ctrl_c_answers_an_open_page_and_stops_without_waiting_for_it() -> None:
     assert answers == [200]
     assert sandbox.process.returncode == 0
     assert time.monotonic() - started < LONG_POLL_SECONDS / 2  # not held by the poll
+
+
+def test_the_address_stays_last_and_closing_the_terminal_removes_the_folder() -> None:
+    """The bot's log lines go to a file, so a cancel watched to its end prints nothing
+    under the address; SIGHUP (the terminal closing) stops it as Ctrl-C does."""
+    sandbox = start_sandbox()
+    folder = sandbox.bot_log.parent
+    assert folder.name.startswith("cancel-op-sandbox-") and folder.is_dir()
+    name = workspace.CANCELS.name
+    act(sandbox, "command", user=workspace.ONCALL, channel=workspace.CHANNEL, text=name)
+    modal = wait_for(lambda: state(sandbox, workspace.ONCALL)["modals"], what="confirmation")
+    act(sandbox, "submit", user=workspace.ONCALL, view_id=modal[-1]["id"], values={})
+    wait_for(
+        lambda: [
+            m for m in state(sandbox, workspace.ONCALL)["messages"] if "was cancelled" in m["text"]
+        ],
+        what="the final follow-up",
+        timeout=60,
+    )
+    assert "poll" in sandbox.bot_log.read_text()  # the poller's lines went to the file
+    sandbox.process.send_signal(signal.SIGHUP)
+    sandbox.process.wait(timeout=30)
+    assert sandbox.process.returncode == 0
+    assert not folder.exists()
+    assert sandbox.process.stdout is not None
+    assert sandbox.process.stdout.read() == ""  # nothing printed under the address
+    assert sandbox.logged() == ""
+    sandbox.log.close()
