@@ -12,6 +12,7 @@ import subprocess
 import sys
 import threading
 import time
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -134,6 +135,48 @@ def test_raising_an_alert_adds_an_operation_and_posts_as_the_pipeline(sandbox: S
     assert alert[0]["author"] == workspace.ALERTS_BOT
     bad = httpx.post(f"{sandbox.url}/sandbox/alerts", json={"behaviour": "explodes"})
     assert bad.status_code == 400
+
+
+def operation(sandbox: Sandbox, name: str) -> dict[str, Any]:
+    operations = httpx.get(f"{sandbox.url}/sandbox/operations", timeout=10).json()
+    found: dict[str, Any] = next(op for op in operations if op["name"] == name)
+    return found
+
+
+def seconds_ago(stamp: str) -> float:
+    return datetime.now(UTC).timestamp() - datetime.fromisoformat(stamp).timestamp()
+
+
+def test_operations_started_minutes_ago_and_report_their_progress(sandbox: Sandbox) -> None:
+    """The alert says "stuck for 45 min": Google's createTime agrees, whenever it is run."""
+    seeded = operation(sandbox, workspace.CANCELS.name)
+    assert 47 * 60 <= seconds_ago(seeded["create_time"]) < 60 * 60
+    assert seeded["status_message"].startswith("Re-indexing ")
+    assert seeded["status_message"].endswith(" % done")
+    done = operation(sandbox, workspace.ALREADY_DONE.name)
+    assert 500 * 60 <= seconds_ago(done["end_time"]) < 520 * 60
+    assert done["status_message"] == "Done"
+
+
+def test_a_cancelled_operation_is_stamped_when_it_ended_and_says_where_it_stopped(
+    sandbox: Sandbox,
+) -> None:
+    raised = httpx.post(f"{sandbox.url}/sandbox/alerts", json={"behaviour": "cancels"}).json()
+    user = workspace.ROTATION_MEMBER
+    act(sandbox, "command", user=user, channel=workspace.CHANNEL, text=raised["name"])
+    modal = wait_for(
+        lambda: [m for m in state(sandbox, user)["modals"] if raised["name"] in str(m["blocks"])],
+        what="confirmation",
+    )
+    asked = datetime.now(UTC).timestamp()
+    act(sandbox, "submit", user=user, view_id=modal[-1]["id"], values={})
+    ended = wait_for(
+        lambda: (op := operation(sandbox, raised["name"]))["done"] and op, what="end", timeout=60
+    )
+    assert asked - 1 <= datetime.fromisoformat(ended["end_time"]).timestamp()
+    assert seconds_ago(ended["end_time"]) >= 0
+    assert ended["status_message"].startswith("Cancelled at ")
+    assert "done" not in ended["status_message"]
 
 
 def test_a_command_no_app_offers_is_answered_by_slackbot_alone(sandbox: Sandbox) -> None:

@@ -398,6 +398,7 @@ async function refreshOperations() {
         el("div", { class: "op-row" },
           el("span", {}, op.verb + " · " + behaviourLabel(op.behaviour)),
           el("span", { class: "badge " + kind, "data-state": kind }, label)),
+        op.status_message ? el("div", { class: "op-status hint" }, op.status_message) : null,
         el("div", { class: "op-row" },
           el("span", { class: "hint" }, op.gets + " GET" + (op.gets === 1 ? "" : "s")),
           el("button", { type: "button", class: "link-button", onclick: () => fillComposer(op.name) }, "/cancel-op this")));
