@@ -132,7 +132,7 @@ def _start_slack(port: int, request_url: str, secret: str, page: SandboxPage) ->
 
     server = BackgroundServer(make_app, port=port)
     try:
-        return server.start()
+        server.start()
     except OSError as exc:
         server.stop()
         raise StartupError(
@@ -140,6 +140,8 @@ def _start_slack(port: int, request_url: str, secret: str, page: SandboxPage) ->
             f"cannot listen on {HOST}:{port} ({exc.strerror})",
             "Pass --port with a free port, or --port 0 for any free one",
         ) from None
+    slack.permalink_page = f"{server.url}/"  # "See the thread" opens it on the page
+    return server
 
 
 def _free_port() -> int:

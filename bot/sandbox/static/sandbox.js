@@ -12,6 +12,9 @@ const COLOURS = ["#2a80b9", "#e8912d", "#7b4397", "#2bac76", "#cd2553", "#4a154b
 
 const page = {
   workspace: null, user: "", version: -1, state: null, poll: null, openMenu: "",
+  seen: null, // the ts of every message rendered so far; null before the first render
+  newReply: "", // the ts of a reply that arrived out of view, which the pill points at
+  highlighted: "", // the ts of the message a permalink or the pill brought into view
 };
 
 // Small DOM helpers: text always goes in as text, never as HTML.
@@ -73,6 +76,11 @@ function linkOrMention(target, label) {
   if (target.startsWith("!")) return el("span", { class: "mention" }, "@" + target.slice(1));
   const url = unescapeSlack(target);
   if (!/^https?:\/\//.test(url)) return document.createTextNode(unescapeSlack(label || target));
+  const here = location.origin + location.pathname;
+  if (url.startsWith(here + "#")) {
+    // A permalink to this page (the stand-in's chat.getPermalink): opens the thread here.
+    return el("a", { href: url.slice(here.length), class: "permalink" }, unescapeSlack(label || url));
+  }
   return el("a", { href: url, target: "_blank", rel: "noopener" }, unescapeSlack(label || url));
 }
 
@@ -253,6 +261,8 @@ function switchUser(user) {
   if (page.poll) page.poll.abort();
   page.user = user;
   page.version = -1;
+  page.seen = null;
+  page.newReply = "";
   localStorage.setItem("cancel-op-sandbox-user", user);
   pollState();
 }
@@ -265,7 +275,9 @@ function tsKey(ts) {
 }
 
 function render() {
-  renderMessages();
+  const fresh = renderMessages();
+  pointAtNewReplies(fresh);
+  showLinkedThread();
   renderModal();
 }
 
@@ -290,6 +302,75 @@ function renderMessages() {
     return node;
   }));
   if (atBottom) list.scrollTop = list.scrollHeight;
+  const fresh = page.seen ? items.filter((m) => !page.seen.has(m.ts)) : [];
+  page.seen = new Set(items.map((m) => m.ts));
+  return fresh;
+}
+
+// Where a message is against the visible part of the list: "above", "below" or "".
+function outOfView(node) {
+  const list = document.getElementById("messages").getBoundingClientRect();
+  const box = node.getBoundingClientRect();
+  if (box.bottom <= list.top) return "above";
+  if (box.top >= list.bottom) return "below";
+  return "";
+}
+
+function messageNode(ts) {
+  return document.querySelector(`#messages article[data-ts="${CSS.escape(ts)}"]`);
+}
+
+// A reply in a thread out of view gets a pill that scrolls to it, as Slack's client does.
+function pointAtNewReplies(fresh) {
+  for (const reply of fresh) {
+    if (!reply.thread_ts || reply.thread_ts === reply.ts) continue;
+    const node = messageNode(reply.ts);
+    const where = node ? outOfView(node) : "";
+    if (where) {
+      page.newReply = reply.ts;
+      const pill = document.getElementById("new-reply");
+      pill.textContent = where === "above" ? "New reply in a thread above ↑" : "New reply in a thread below ↓";
+    }
+  }
+  hidePillOnceSeen();
+}
+
+function hidePillOnceSeen() {
+  const node = page.newReply ? messageNode(page.newReply) : null;
+  if (node && outOfView(node)) {
+    document.getElementById("new-reply").hidden = false;
+    return;
+  }
+  page.newReply = "";
+  document.getElementById("new-reply").hidden = true;
+}
+
+function goToNewReply() {
+  const node = page.newReply ? messageNode(page.newReply) : null;
+  if (node) highlight(node.closest("#messages > article"));
+  hidePillOnceSeen();
+}
+
+// A permalink to this page, `#thread=CHANNEL/TS`: scroll to that thread and highlight it.
+function showLinkedThread() {
+  const linked = location.hash.match(/^#thread=([^/]+)\/(\d+\.\d+)$/);
+  if (!linked || !page.state) return;
+  const node = messageNode(linked[2]);
+  if (!node) return; // not shown yet: tried again on the next render
+  history.replaceState(null, "", location.pathname + location.search); // the same link works twice
+  highlight(node.closest("#messages > article"));
+}
+
+function highlight(node) {
+  page.highlighted = node.dataset.ts;
+  node.classList.add("highlighted");
+  node.scrollIntoView({ block: "center" });
+  setTimeout(() => {
+    if (page.highlighted !== node.dataset.ts) return;
+    page.highlighted = "";
+    const shown = messageNode(node.dataset.ts);
+    if (shown) shown.classList.remove("highlighted");
+  }, 4000);
 }
 
 function renderMessage(message) {
@@ -301,7 +382,8 @@ function renderMessage(message) {
     act: (action) => client("action", { channel: message.channel, ts: message.ts, ephemeral: !!message.ephemeral, ...action }),
   };
   const node = el("article", {
-    class: "message" + (message.ephemeral ? " ephemeral" : ""), "data-ts": message.ts,
+    class: "message" + (message.ephemeral ? " ephemeral" : "") + (page.highlighted === message.ts ? " highlighted" : ""),
+    "data-ts": message.ts,
     "data-author": message.author,
   },
   el("div", { class: "avatar", style: `background:${colour}` }, name[0].toUpperCase()),
@@ -332,6 +414,13 @@ function messageMenu(message) {
     }, shortcut.name)));
   }
   return wrapper;
+}
+
+// Esc closes the top modal and so does a click outside it, as Close does; the bot's modals
+// ask for no view_closed (notify_on_close), so Slack sends the bot nothing.
+function closeTopModal() {
+  const modals = page.state ? page.state.modals : [];
+  if (modals.length) client("close", { view_id: modals[modals.length - 1].id });
 }
 
 function renderModal() {
@@ -444,6 +533,16 @@ async function start() {
     ...page.workspace.behaviours.map((b) => el("option", { value: b.value }, b.label)));
   document.getElementById("composer").addEventListener("submit", send);
   document.getElementById("raise").addEventListener("submit", raiseAlert);
+  document.getElementById("new-reply").addEventListener("click", goToNewReply);
+  document.getElementById("messages").addEventListener("scroll", hidePillOnceSeen);
+  document.addEventListener("keydown", (event) => {
+    if (event.key === "Escape") closeTopModal();
+  });
+  const layer = document.getElementById("modal-layer");
+  layer.addEventListener("click", (event) => {
+    if (event.target === layer) closeTopModal();
+  });
+  window.addEventListener("hashchange", showLinkedThread);
   switchUser(first);
   refreshOperations();
   setInterval(refreshOperations, 1000);
