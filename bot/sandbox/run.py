@@ -15,7 +15,7 @@ import shutil
 import signal
 import socket
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable
 from pathlib import Path
 from types import FrameType
 
@@ -44,7 +44,7 @@ def run_sandbox(port: int) -> None:
     data_dir = Path(tempfile.mkdtemp(prefix="cancel-op-sandbox-"))
     try:
         with contextlib.ExitStack() as stack:
-            stack.enter_context(_logs_to_file(data_dir / LOG_FILE))
+            stack.callback(_log_to_file(data_dir / LOG_FILE))
             bot_port = _free_port()
             secret = secrets.token_hex(16)
             google_server = BackgroundServer(OperationsStandIn().make_app).start()
@@ -95,10 +95,9 @@ def _as_ctrl_c(signum: int, frame: FrameType | None) -> None:
     signal.raise_signal(signal.SIGINT)
 
 
-@contextlib.contextmanager
-def _logs_to_file(path: Path) -> Iterator[None]:
+def _log_to_file(path: Path) -> Callable[[], None]:
     """All the bot's log lines to a file; only warnings and worse reach the terminal, so
-    the page's address stays the last thing printed while all goes well."""
+    the page's address stays the last thing printed while all goes well. Returns the undo."""
     root = logging.getLogger()
     terminal = list(root.handlers)
     for handler in terminal:
@@ -106,13 +105,14 @@ def _logs_to_file(path: Path) -> Iterator[None]:
     to_file = logging.FileHandler(path, encoding="utf-8")
     to_file.setFormatter(JsonFormatter())
     root.addHandler(to_file)
-    try:
-        yield
-    finally:
+
+    def undo() -> None:
         root.removeHandler(to_file)
         to_file.close()
         for handler in terminal:
             handler.setLevel(logging.NOTSET)
+
+    return undo
 
 
 def _start_slack(port: int, request_url: str, secret: str, page: SandboxPage) -> BackgroundServer:

@@ -338,7 +338,9 @@ function pointAtNewReplies(fresh) {
 function hidePillOnceSeen() {
   const node = page.newReply ? messageNode(page.newReply) : null;
   if (node && outOfView(node)) {
-    document.getElementById("new-reply").hidden = false;
+    const pill = document.getElementById("new-reply");
+    pill.style.top = document.getElementById("messages").offsetTop + 10 + "px"; // under the header
+    pill.hidden = false;
     return;
   }
   page.newReply = "";
