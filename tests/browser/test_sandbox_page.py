@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -290,3 +291,23 @@ def test_at_1024_px_the_channel_keeps_room_to_read(page: Page, sandbox: Sandbox)
     channel = page.locator("main.channel").bounding_box()
     assert channel is not None and channel["width"] >= 600
     assert page.locator(".operations").bounding_box() is not None  # narrower, not gone
+
+
+def test_a_date_token_shows_each_reader_their_own_zone(browser: Any, sandbox: Sandbox) -> None:
+    """The bot writes times as Slack's <!date^…> tokens; the page renders them as Slack
+    does, in the reader's zone, and falls back to the text after | when it cannot."""
+    moment = int(datetime(2026, 11, 18, 8, 26, 40, tzinfo=UTC).timestamp())
+    post_as_pipeline(
+        sandbox,
+        text=f"Ended <!date^{moment}^{{date_num}} {{time_secs}}|2026-11-18 08:26 UTC>. "
+        "Broken <!date^soon^{date_num}|as written>.",
+    )
+    context = browser.new_context(timezone_id="Asia/Tokyo", viewport={"width": 1360, "height": 860})
+    try:
+        page = context.new_page()
+        open_as(page, sandbox, workspace.ONCALL)
+        message = page.locator("article", has_text="Ended ").last
+        expect(message).to_contain_text("Ended 2026-11-18 5:26:40 PM.")  # UTC+9
+        expect(message).to_contain_text("Broken as written.")
+    finally:
+        context.close()

@@ -73,6 +73,7 @@ function linkOrMention(target, label) {
     const id = target.slice(9);
     return el("span", { class: "mention" }, "@" + (page.workspace.usergroups[id] || label || id));
   }
+  if (target.startsWith("!date^")) return dateToken(target, label);
   if (target.startsWith("!")) return el("span", { class: "mention" }, "@" + target.slice(1));
   const url = unescapeSlack(target);
   if (!/^https?:\/\//.test(url)) return document.createTextNode(unescapeSlack(label || target));
@@ -82,6 +83,61 @@ function linkOrMention(target, label) {
     return el("a", { href: url.slice(here.length), class: "permalink" }, unescapeSlack(label || url));
   }
   return el("a", { href: url, target: "_blank", rel: "noopener" }, unescapeSlack(label || url));
+}
+
+// <!date^EPOCH^FORMAT^LINK|fallback>: a time in the reader's own zone, as Slack shows it.
+function dateToken(target, fallback) {
+  const [, epoch, format = "", link] = target.split("^");
+  const when = new Date(Number(epoch) * 1000);
+  if (!/^\d+$/.test(epoch || "") || Number.isNaN(when.getTime())) {
+    return document.createTextNode(unescapeSlack(fallback || ""));
+  }
+  const text = unescapeSlack(format).replace(/\{(\w+)\}/g, (all, token) => dateText(when, token) ?? all);
+  const attrs = { class: "date", title: when.toString() };
+  if (link && /^https?:\/\//.test(unescapeSlack(link))) {
+    return el("a", { ...attrs, href: unescapeSlack(link), target: "_blank", rel: "noopener" }, text);
+  }
+  return el("span", attrs, text);
+}
+
+function ordinal(day) {
+  const tens = day % 100;
+  if (tens >= 11 && tens <= 13) return day + "th";
+  return day + ({ 1: "st", 2: "nd", 3: "rd" }[day % 10] || "th");
+}
+
+function dateText(when, token) {
+  const part = (options) => when.toLocaleString("en-US", options);
+  const month = part({ month: "long" });
+  const year = when.getFullYear();
+  const pad = (n) => String(n).padStart(2, "0");
+  const plain = {
+    date_num: `${year}-${pad(when.getMonth() + 1)}-${pad(when.getDate())}`,
+    date: `${month} ${ordinal(when.getDate())}, ${year}`,
+    date_short: `${part({ month: "short" })} ${when.getDate()}, ${year}`,
+    date_long: `${part({ weekday: "long" })}, ${month} ${ordinal(when.getDate())}, ${year}`,
+    time: part({ hour: "numeric", minute: "2-digit" }),
+    time_secs: part({ hour: "numeric", minute: "2-digit", second: "2-digit" }),
+    ago: ago(when),
+  };
+  const pretty = token.match(/^(date(?:_short|_long)?)_pretty$/);
+  if (pretty) return relativeDay(when) || plain[pretty[1]];
+  return plain[token];
+}
+
+function relativeDay(when) {
+  const day = (d) => new Date(d.getFullYear(), d.getMonth(), d.getDate()).getTime();
+  const days = Math.round((day(when) - day(new Date())) / 86400000);
+  return { 0: "today", [-1]: "yesterday", 1: "tomorrow" }[days] || "";
+}
+
+function ago(when) {
+  const seconds = Math.round((Date.now() - when.getTime()) / 1000);
+  const size = Math.abs(seconds);
+  const [count, unit] = size < 60 ? [size, "second"] : size < 3600 ? [Math.floor(size / 60), "minute"]
+    : size < 86400 ? [Math.floor(size / 3600), "hour"] : [Math.floor(size / 86400), "day"];
+  const words = `${count} ${unit}${count === 1 ? "" : "s"}`;
+  return seconds >= 0 ? `${words} ago` : `in ${words}`;
 }
 
 function styled(text, atoms) {
