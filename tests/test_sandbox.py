@@ -5,6 +5,7 @@ What the page does in a real browser is in tests/browser.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -16,9 +17,12 @@ from datetime import UTC, datetime
 from typing import Any
 
 import httpx
+from aiohttp import web
 
 from bot.sandbox import workspace
-from bot.standins.slack_client import LONG_POLL_SECONDS
+from bot.standins.runner import BackgroundServer
+from bot.standins.slack_api import SlackStandIn
+from bot.standins.slack_client import LONG_POLL_SECONDS, SlackClientApi
 from tests.sandbox_process import Sandbox, start_sandbox
 from tests.slack_driver import wait_for
 
@@ -235,3 +239,43 @@ def test_the_address_stays_last_and_closing_the_terminal_removes_the_folder() ->
     assert sandbox.process.stdout.read() == ""  # nothing printed under the address
     assert sandbox.logged() == ""
     sandbox.log.close()
+
+
+def test_closing_a_modal_tells_the_app_only_when_the_view_asked() -> None:
+    """Slack sends view_closed for the closed modal when it set notify_on_close, else nothing."""
+    received: list[str] = []
+
+    async def make_app() -> web.Application:
+        async def events(request: web.Request) -> web.Response:
+            received.append(json.loads(str((await request.post())["payload"]))["type"])
+            return web.Response()
+
+        app = web.Application()
+        app.router.add_post("/slack/events", events)
+        return app
+
+    app = BackgroundServer(make_app).start()
+    standin = SlackStandIn()
+    client = SlackClientApi(standin, f"{app.url}/slack/events", "secret",
+                            {workspace.CHANNEL: "alerts"}, {workspace.ONCALL: "Ada"})  # fmt: skip
+
+    async def make_slack() -> web.Application:
+        slack_app = await standin.make_app()
+        client.add_routes(slack_app)
+        return slack_app
+
+    slack = BackgroundServer(make_slack).start()
+    try:
+        modal = {"type": "modal", "title": {"type": "plain_text", "text": "Confirm"}, "blocks": []}
+        standin.store_view("V1", modal)
+        standin.store_view("V2", {**modal, "notify_on_close": True})
+        standin.state.modal_stacks[workspace.ONCALL] = ["V1", "V2"]
+        for view_id in ("V2", "V1"):  # the top one first, as Esc closes them
+            closed = httpx.post(f"{slack.url}/client/close",
+                                json={"user": workspace.ONCALL, "view_id": view_id})  # fmt: skip
+            assert closed.status_code == 200
+    finally:
+        slack.stop()
+        app.stop()
+    assert received == ["view_closed"]  # for V2 alone
+    assert standin.state.modal_stacks[workspace.ONCALL] == []

@@ -474,8 +474,8 @@ function messageMenu(message) {
   return wrapper;
 }
 
-// Esc closes the top modal and so does a click outside it, as Close does; the bot's modals
-// ask for no view_closed (notify_on_close), so Slack sends the bot nothing.
+// Esc closes the top modal and so does a click outside it, as Close does: the stand-in
+// tells the bot (view_closed) only where the view set notify_on_close, as Slack does.
 function closeTopModal() {
   const modals = page.state ? page.state.modals : [];
   if (modals.length) client("close", { view_id: modals[modals.length - 1].id });
