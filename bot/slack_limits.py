@@ -29,6 +29,9 @@ BUTTON_VALUE = 2000
 BUTTON_URL = 3000
 INPUT_LABEL = 2000
 PLACEHOLDER = 150
+SELECT_OPTIONS = 100
+OPTION_TEXT = 75
+OPTION_VALUE = 150
 
 _TEXT_TYPES = ("plain_text", "mrkdwn")
 
@@ -151,12 +154,28 @@ def _element(element: Any, at: str) -> list[str]:
         problems += _string(element.get("value", ""), BUTTON_VALUE, f"{at}/value",
                             required=False)  # fmt: skip
         problems += _string(element.get("url", ""), BUTTON_URL, f"{at}/url", required=False)
-    elif kind == "plain_text_input":
+    elif kind in ("plain_text_input", "static_select"):
         if "placeholder" in element:
             problems += _text_object(element["placeholder"], PLACEHOLDER,
                                      f"{at}/placeholder", plain=True)  # fmt: skip
+        if kind == "static_select":
+            problems += _options(element.get("options"), f"{at}/options")
     else:
         problems.append(_error(f"unsupported element type {kind!r}", f"{at}/type"))
+    return problems
+
+
+def _options(options: Any, at: str) -> list[str]:
+    if not isinstance(options, list) or not 1 <= len(options) <= SELECT_OPTIONS:
+        return [_error(f"must have 1 to {SELECT_OPTIONS} options", at)]
+    problems: list[str] = []
+    for index, option in enumerate(options):
+        where = f"{at}/{index}"
+        if not isinstance(option, dict):
+            problems.append(_error("must be an object", where))
+            continue
+        problems += _text_object(option.get("text"), OPTION_TEXT, f"{where}/text", plain=True)
+        problems += _string(option.get("value"), OPTION_VALUE, f"{where}/value", required=True)
     return problems
 
 

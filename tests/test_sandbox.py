@@ -5,18 +5,24 @@ What the page does in a real browser is in tests/browser.
 
 from __future__ import annotations
 
+import json
 import os
+import signal
 import socket
 import subprocess
 import sys
 import threading
 import time
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
+from aiohttp import web
 
 from bot.sandbox import workspace
-from bot.standins.slack_client import LONG_POLL_SECONDS
+from bot.standins.runner import BackgroundServer
+from bot.standins.slack_api import SlackStandIn
+from bot.standins.slack_client import LONG_POLL_SECONDS, SlackClientApi
 from tests.sandbox_process import Sandbox, start_sandbox
 from tests.slack_driver import wait_for
 
@@ -135,6 +141,48 @@ def test_raising_an_alert_adds_an_operation_and_posts_as_the_pipeline(sandbox: S
     assert bad.status_code == 400
 
 
+def operation(sandbox: Sandbox, name: str) -> dict[str, Any]:
+    operations = httpx.get(f"{sandbox.url}/sandbox/operations", timeout=10).json()
+    found: dict[str, Any] = next(op for op in operations if op["name"] == name)
+    return found
+
+
+def seconds_ago(stamp: str) -> float:
+    return datetime.now(UTC).timestamp() - datetime.fromisoformat(stamp).timestamp()
+
+
+def test_operations_started_minutes_ago_and_report_their_progress(sandbox: Sandbox) -> None:
+    """The alert says "stuck for 45 min": Google's createTime agrees, whenever it is run."""
+    seeded = operation(sandbox, workspace.CANCELS.name)
+    assert 47 * 60 <= seconds_ago(seeded["create_time"]) < 60 * 60
+    assert seeded["status_message"].startswith("Re-indexing ")
+    assert seeded["status_message"].endswith(" % done")
+    done = operation(sandbox, workspace.ALREADY_DONE.name)
+    assert 500 * 60 <= seconds_ago(done["end_time"]) < 520 * 60
+    assert done["status_message"] == "Done"
+
+
+def test_a_cancelled_operation_is_stamped_when_it_ended_and_says_where_it_stopped(
+    sandbox: Sandbox,
+) -> None:
+    raised = httpx.post(f"{sandbox.url}/sandbox/alerts", json={"behaviour": "cancels"}).json()
+    user = workspace.ROTATION_MEMBER
+    act(sandbox, "command", user=user, channel=workspace.CHANNEL, text=raised["name"])
+    modal = wait_for(
+        lambda: [m for m in state(sandbox, user)["modals"] if raised["name"] in str(m["blocks"])],
+        what="confirmation",
+    )
+    asked = datetime.now(UTC).timestamp()
+    act(sandbox, "submit", user=user, view_id=modal[-1]["id"], values={})
+    ended = wait_for(
+        lambda: (op := operation(sandbox, raised["name"]))["done"] and op, what="end", timeout=60
+    )
+    assert asked - 1 <= datetime.fromisoformat(ended["end_time"]).timestamp()
+    assert seconds_ago(ended["end_time"]) >= 0
+    assert ended["status_message"].startswith("Cancelled at ")
+    assert "done" not in ended["status_message"]
+
+
 def test_a_command_no_app_offers_is_answered_by_slackbot_alone(sandbox: Sandbox) -> None:
     user = workspace.ROTATION_MEMBER
     before = len(state(sandbox, user)["ephemerals"])
@@ -163,3 +211,71 @@ def test_ctrl_c_answers_an_open_page_and_stops_without_waiting_for_it() -> None:
     assert answers == [200]
     assert sandbox.process.returncode == 0
     assert time.monotonic() - started < LONG_POLL_SECONDS / 2  # not held by the poll
+
+
+def test_the_address_stays_last_and_closing_the_terminal_removes_the_folder() -> None:
+    """The bot's log lines go to a file, so a cancel watched to its end prints nothing
+    under the address; SIGHUP (the terminal closing) stops it as Ctrl-C does."""
+    sandbox = start_sandbox()
+    folder = sandbox.bot_log.parent
+    assert folder.name.startswith("cancel-op-sandbox-") and folder.is_dir()
+    name = workspace.CANCELS.name
+    act(sandbox, "command", user=workspace.ONCALL, channel=workspace.CHANNEL, text=name)
+    modal = wait_for(lambda: state(sandbox, workspace.ONCALL)["modals"], what="confirmation")
+    act(sandbox, "submit", user=workspace.ONCALL, view_id=modal[-1]["id"], values={})
+    wait_for(
+        lambda: [
+            m for m in state(sandbox, workspace.ONCALL)["messages"] if "was cancelled" in m["text"]
+        ],
+        what="the final follow-up",
+        timeout=60,
+    )
+    assert "poll" in sandbox.bot_log.read_text()  # the poller's lines went to the file
+    sandbox.process.send_signal(signal.SIGHUP)
+    sandbox.process.wait(timeout=30)
+    assert sandbox.process.returncode == 0
+    assert not folder.exists()
+    assert sandbox.process.stdout is not None
+    assert sandbox.process.stdout.read() == ""  # nothing printed under the address
+    assert sandbox.logged() == ""
+    sandbox.log.close()
+
+
+def test_closing_a_modal_tells_the_app_only_when_the_view_asked() -> None:
+    """Slack sends view_closed for the closed modal when it set notify_on_close, else nothing."""
+    received: list[str] = []
+
+    async def make_app() -> web.Application:
+        async def events(request: web.Request) -> web.Response:
+            received.append(json.loads(str((await request.post())["payload"]))["type"])
+            return web.Response()
+
+        app = web.Application()
+        app.router.add_post("/slack/events", events)
+        return app
+
+    app = BackgroundServer(make_app).start()
+    standin = SlackStandIn()
+    client = SlackClientApi(standin, f"{app.url}/slack/events", "secret",
+                            {workspace.CHANNEL: "alerts"}, {workspace.ONCALL: "Ada"})  # fmt: skip
+
+    async def make_slack() -> web.Application:
+        slack_app = await standin.make_app()
+        client.add_routes(slack_app)
+        return slack_app
+
+    slack = BackgroundServer(make_slack).start()
+    try:
+        modal = {"type": "modal", "title": {"type": "plain_text", "text": "Confirm"}, "blocks": []}
+        standin.store_view("V1", modal)
+        standin.store_view("V2", {**modal, "notify_on_close": True})
+        standin.state.modal_stacks[workspace.ONCALL] = ["V1", "V2"]
+        for view_id in ("V2", "V1"):  # the top one first, as Esc closes them
+            closed = httpx.post(f"{slack.url}/client/close",
+                                json={"user": workspace.ONCALL, "view_id": view_id})  # fmt: skip
+            assert closed.status_code == 200
+    finally:
+        slack.stop()
+        app.stop()
+    assert received == ["view_closed"]  # for V2 alone
+    assert standin.state.modal_stacks[workspace.ONCALL] == []

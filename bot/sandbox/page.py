@@ -79,6 +79,8 @@ class SandboxPage:
             "response",
             "gets",
             "status_message",
+            "create_time",
+            "end_time",
         )
         return web.json_response([{k: op.get(k) for k in keep} for op in operations])
 
@@ -93,6 +95,8 @@ class SandboxPage:
             behaviour,
             "update",
             "codeRepositoryIndexes/shop-web",
+            status="Re-indexing",
+            progress=10,
             alert=f"Test alert: an operation that {workspace.BEHAVIOURS[behaviour]}",
         )
         await self._add_operations([operation.seed()])

@@ -9,17 +9,22 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import secrets
 import shutil
+import signal
 import socket
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
+from types import FrameType
 
 from aiohttp import web
 
 from bot.allowlist import load_allowlist
 from bot.config import Settings, StartupError
 from bot.google_auth import AnonymousTokens
+from bot.logs import JsonFormatter
 from bot.redis_server import EmbeddedRedis
 from bot.sandbox import workspace
 from bot.sandbox.page import SandboxPage
@@ -30,12 +35,16 @@ from bot.standins.slack_api import SlackStandIn
 from bot.standins.slack_client import SlackClientApi
 
 HOST = "127.0.0.1"
+LOG_FILE = "bot.log"
 
 
 def run_sandbox(port: int) -> None:
+    # Closing the terminal stops it as Ctrl-C does, so the temporary folder goes too.
+    signal.signal(signal.SIGHUP, _as_ctrl_c)
     data_dir = Path(tempfile.mkdtemp(prefix="cancel-op-sandbox-"))
     try:
         with contextlib.ExitStack() as stack:
+            stack.callback(_log_to_file(data_dir / LOG_FILE))
             bot_port = _free_port()
             secret = secrets.token_hex(16)
             google_server = BackgroundServer(OperationsStandIn().make_app).start()
@@ -65,6 +74,7 @@ def run_sandbox(port: int) -> None:
             redis_url = embedded.start()
             stack.callback(embedded.stop)
             slack_server.call(page.seed(slack_server.url))
+            print(f"cancel-op sandbox: the bot's logs go to {data_dir / LOG_FILE}", flush=True)
             address = f"cancel-op sandbox: open {slack_server.url}/ in a browser (Ctrl-C stops it)"
             asyncio.run(
                 serve(
@@ -78,6 +88,31 @@ def run_sandbox(port: int) -> None:
             )
     finally:
         shutil.rmtree(data_dir, ignore_errors=True)
+
+
+def _as_ctrl_c(signum: int, frame: FrameType | None) -> None:
+    # SIGINT is Ctrl-C both inside the event loop (a clean stop) and outside it.
+    signal.raise_signal(signal.SIGINT)
+
+
+def _log_to_file(path: Path) -> Callable[[], None]:
+    """All the bot's log lines to a file; only warnings and worse reach the terminal, so
+    the page's address stays the last thing printed while all goes well. Returns the undo."""
+    root = logging.getLogger()
+    terminal = list(root.handlers)
+    for handler in terminal:
+        handler.setLevel(logging.WARNING)
+    to_file = logging.FileHandler(path, encoding="utf-8")
+    to_file.setFormatter(JsonFormatter())
+    root.addHandler(to_file)
+
+    def undo() -> None:
+        root.removeHandler(to_file)
+        to_file.close()
+        for handler in terminal:
+            handler.setLevel(logging.NOTSET)
+
+    return undo
 
 
 def _start_slack(port: int, request_url: str, secret: str, page: SandboxPage) -> BackgroundServer:
@@ -97,7 +132,7 @@ def _start_slack(port: int, request_url: str, secret: str, page: SandboxPage) ->
 
     server = BackgroundServer(make_app, port=port)
     try:
-        return server.start()
+        server.start()
     except OSError as exc:
         server.stop()
         raise StartupError(
@@ -105,6 +140,8 @@ def _start_slack(port: int, request_url: str, secret: str, page: SandboxPage) ->
             f"cannot listen on {HOST}:{port} ({exc.strerror})",
             "Pass --port with a free port, or --port 0 for any free one",
         ) from None
+    slack.permalink_page = f"{server.url}/"  # "See the thread" opens it on the page
+    return server
 
 
 def _free_port() -> int:

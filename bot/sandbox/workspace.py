@@ -1,7 +1,8 @@
 """The sandbox's world: its people, channel, user group, allowlist, operations and alerts.
 
 Fixed, so that a newcomer, the browser tests and the README's screenshots all meet the
-same on-call engineer, the same alert and the same operations.
+same on-call engineer, the same alert and the same operations; only their times follow
+the clock (each operation started some minutes before the sandbox did).
 """
 
 from __future__ import annotations
@@ -72,7 +73,10 @@ class SeededOperation:
     verb: str
     target: str
     status: str = ""
+    progress: int | None = None  # % done when seeded; it grows a point a minute
+    age_minutes: int = 40  # how long before seeding it started
     done: bool = False
+    ended_minutes_ago: int = 0  # for one already done
     alert: str = ""  # the alert that names it, if any
 
     @property
@@ -87,7 +91,10 @@ class SeededOperation:
             "verb": self.verb,
             "target": f"{PARENT}/{self.target}",
             "status_message": self.status,
+            "progress": self.progress,
+            "created_seconds_ago": self.age_minutes * 60,
             "done": self.done,
+            "ended_seconds_ago": self.ended_minutes_ago * 60,
             # A GET or two still sees it running after the cancel, as with Google.
             "polls_until_done": 2,
         }
@@ -98,7 +105,9 @@ CANCELS = SeededOperation(
     Behaviour.CANCELS,
     "update",
     "codeRepositoryIndexes/shop-web",
-    status="Re-indexing 41 % done",
+    status="Re-indexing",
+    progress=41,
+    age_minutes=47,
     alert="Code index rollout stuck for 45 min",
 )
 COMPLETES = SeededOperation(
@@ -107,6 +116,7 @@ COMPLETES = SeededOperation(
     "create",
     "codeRepositoryIndexes/payments",
     status="Finalising",
+    age_minutes=95,
     alert="Re-index of payments over its time budget",
 )
 UNIMPLEMENTED = SeededOperation(
@@ -114,6 +124,9 @@ UNIMPLEMENTED = SeededOperation(
     Behaviour.UNIMPLEMENTED,
     "export",
     "dataExports/audit-2026-11",
+    status="Exporting",
+    progress=62,
+    age_minutes=185,
     alert="Audit export running for 3 h",
 )
 NOT_CANCELLABLE = SeededOperation(
@@ -121,12 +134,28 @@ NOT_CANCELLABLE = SeededOperation(
     Behaviour.NOT_CANCELLABLE,
     "delete",
     "codeRepositoryIndexes/legacy-monolith",
+    status="Deleting",
+    progress=88,
+    age_minutes=125,
 )
 FAILS = SeededOperation(
-    "operation-migrate-2207", Behaviour.FAILS, "update", "settingBindings/eu-rollout"
+    "operation-migrate-2207",
+    Behaviour.FAILS,
+    "update",
+    "settingBindings/eu-rollout",
+    status="Migrating settings",
+    progress=12,
+    age_minutes=25,
 )
 ALREADY_DONE = SeededOperation(
-    "operation-backup-3316", Behaviour.COMPLETES, "create", "backups/nightly", done=True
+    "operation-backup-3316",
+    Behaviour.COMPLETES,
+    "create",
+    "backups/nightly",
+    status="Backing up",
+    age_minutes=540,
+    done=True,
+    ended_minutes_ago=500,
 )
 OPERATIONS = (CANCELS, COMPLETES, UNIMPLEMENTED, NOT_CANCELLABLE, FAILS, ALREADY_DONE)
 

@@ -16,6 +16,7 @@ import time
 from collections import deque
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
 from enum import Enum
 from typing import Any
 
@@ -24,6 +25,7 @@ from aiohttp import web
 _PATH = re.compile(r"/v1/(projects/[^/]+/locations/[^/]+/operations/[^/:]+)(:cancel)?")
 _LIST_PATH = re.compile(r"/v1/(projects/[^/]+/locations/[^/]+)/operations")
 _METADATA_TYPE = "type.googleapis.com/google.cloud.cloudaicompanion.v1.OperationMetadata"
+_FIXED_END_TIME = "2026-11-24T03:20:00Z"  # tests' operations keep fixed times
 
 
 class Behaviour(Enum):
@@ -53,6 +55,24 @@ class FakeOperation:
     ends_at: float | None = None
     gets: int = 0
     first_seen_done: float | None = None  # when a GET first answered done
+    # Seeded over HTTP (the sandbox): endTime is stamped by the real clock when it ends,
+    # and `progress` % grows with it, shown as "{status_message} 41 % done" until the end.
+    real_clock: bool = False
+    progress: float | None = None
+    progress_per_minute: float = 1.0
+    seeded_at: float = field(default_factory=time.time)
+
+    def percent_done(self) -> int | None:
+        if self.progress is None:
+            return None
+        minutes = (time.time() - self.seeded_at) / 60
+        return min(99, int(self.progress + self.progress_per_minute * minutes))
+
+    def status_now(self) -> str:
+        percent = self.percent_done()
+        if percent is None:
+            return self.status_message
+        return f"{self.status_message} {percent} % done".strip()
 
     def to_json(self) -> dict[str, Any]:
         body: dict[str, Any] = {
@@ -65,7 +85,7 @@ class FakeOperation:
                 "requestedCancellation": self.cancel_requested,
                 "apiVersion": "v1",
                 **({"endTime": self.end_time} if self.end_time else {}),
-                **({"statusMessage": self.status_message} if self.status_message else {}),
+                **({"statusMessage": status} if (status := self.status_now()) else {}),
             },
             "done": self.done,
         }
@@ -137,29 +157,34 @@ class OperationsStandIn:
 
     async def _list(self, request: web.Request) -> web.Response:
         """The emulated operations and what was asked of them (benchmarks, the sandbox)."""
-        listed = [{**asdict(op), "behaviour": op.behaviour.value}
+        listed = [{**asdict(op), "behaviour": op.behaviour.value, "status_message": op.status_now()}
                   for op in self.state.operations.values()]  # fmt: skip
         return web.json_response(listed, dumps=_dumps)
 
     async def _seed(self, request: web.Request) -> web.Response:
         """Add operations: [{name, behaviour?, ends_in_seconds?, polls_until_done?, done?,
-        verb?, target?, status_message?}]; `done` ones have already finished."""
-        now = time.monotonic()
+        verb?, target?, status_message?, progress?, created_seconds_ago?,
+        ended_seconds_ago?}]; `done` ones have already finished. Times are the real clock's."""
+        now, wall = time.monotonic(), time.time()
         for item in await request.json():
             ends_in = item.get("ends_in_seconds")
+            progress = item.get("progress")
             operation = self.state.add(
                 FakeOperation(
                     item["name"],
                     Behaviour(item.get("behaviour", "cancels")),
                     verb=str(item.get("verb", "create")),
                     target=str(item.get("target", "")),
+                    create_time=_rfc3339(wall - float(item.get("created_seconds_ago", 0))),
                     status_message=str(item.get("status_message", "")),
                     polls_until_done=int(item.get("polls_until_done", 0)),
                     ends_at=None if ends_in is None else now + float(ends_in),
+                    real_clock=True,
+                    progress=None if progress is None else float(progress),
                 )
             )
             if item.get("done"):
-                _finish(operation)
+                _finish(operation, ended=wall - float(item.get("ended_seconds_ago", 0)))
         return web.json_response({"operations": len(self.state.operations)})
 
     async def _token(self, request: web.Request) -> web.Response:
@@ -270,16 +295,36 @@ def _settle_if_due(operation: FakeOperation) -> None:
     _finish(operation)
 
 
-def _finish(operation: FakeOperation) -> None:
-    """The final state the behaviour leads to."""
+def _finish(operation: FakeOperation, ended: float | None = None) -> None:
+    """The final state the behaviour leads to, stamped with when it ended (`ended`, or now);
+    its status stops moving and says how it ended."""
     operation.done = True
-    operation.end_time = "2026-11-24T03:20:00Z"
+    if operation.real_clock:
+        operation.end_time = _rfc3339(time.time() if ended is None else ended)
+    else:
+        operation.end_time = _FIXED_END_TIME
+    if operation.status_message or operation.progress is not None:
+        operation.status_message = _final_status(operation.behaviour, operation.percent_done())
+    operation.progress = None
     if operation.behaviour is Behaviour.COMPLETES:
         operation.response = {"@type": "type.googleapis.com/google.protobuf.Empty"}
     elif operation.behaviour is Behaviour.FAILS:
         operation.error = {"code": 13, "message": "Backend failure while stopping."}
     else:
         operation.error = {"code": 1, "message": "Operation was cancelled."}
+
+
+def _final_status(behaviour: Behaviour, percent: int | None) -> str:
+    at = "" if percent is None else f" at {percent} %"
+    if behaviour is Behaviour.COMPLETES:
+        return "Done"
+    if behaviour is Behaviour.FAILS:
+        return f"Failed{at}: backend failure while stopping"
+    return f"Cancelled{at}"
+
+
+def _rfc3339(timestamp: float) -> str:
+    return datetime.fromtimestamp(timestamp, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _dumps(value: Any) -> str:

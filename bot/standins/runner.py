@@ -48,6 +48,8 @@ class BackgroundServer:
             self.call(self._runner.cleanup())
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(timeout=10)
+        if not self._thread.is_alive():  # closed now, not by the collector at exit
+            self._loop.close()
 
     async def _start(self) -> None:
         self._runner = web.AppRunner(await self._make_app(), access_log=None)

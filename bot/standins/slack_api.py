@@ -180,6 +180,9 @@ class SlackStandIn:
         self.state = SlackState()
         self._ids = itertools.count(1)
         self._in_flight_now: dict[str, int] = {}
+        # Where chat.getPermalink points: Slack's archives, or a page that shows the thread
+        # itself at `#thread=CHANNEL/TS` (the sandbox's).
+        self.permalink_page = ""
 
     def reset(self) -> None:
         self.state = SlackState()
@@ -344,10 +347,14 @@ class SlackStandIn:
         return {"ok": True, "message_ts": ephemeral.ts}
 
     def _chat_getPermalink(self, args: dict[str, Any]) -> dict[str, Any]:
-        ts = str(args.get("message_ts", "")).replace(".", "")
+        channel, ts = str(args.get("channel", "")), str(args.get("message_ts", ""))
+        if self.permalink_page:
+            return {"ok": True, "channel": channel,
+                    "permalink": f"{self.permalink_page}#thread={channel}/{ts}"}  # fmt: skip
         return {
             "ok": True,
-            "permalink": f"https://example.slack.com/archives/{args.get('channel')}/p{ts}",
+            "channel": channel,
+            "permalink": f"https://example.slack.com/archives/{channel}/p{ts.replace('.', '')}",
         }
 
     def _views_open(self, args: dict[str, Any]) -> dict[str, Any]:

@@ -201,12 +201,13 @@ class SlackClientApi:
         self._apply_view_ack(user, view, ack.json())
 
     async def _close(self, fields: dict[str, Any]) -> None:
-        # The bot asks for no view_closed events (notify_on_close), so Slack sends none.
         user = self._user(fields)
         view = self._open_view(user, str(fields.get("view_id", "")))
         stack = self._standin.state.modal_stacks[user]
         del stack[stack.index(view["id"]) :]  # closing a modal closes any pushed above it
         self._standin.state.changed()
+        if view.get("notify_on_close"):  # the app hears of it only if the view asked
+            await self._deliver(slack_payloads.view_closed(view, user=user))
 
     # Slack's handling of an acknowledgement
 

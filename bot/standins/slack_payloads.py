@@ -66,6 +66,21 @@ def view_submission(
     )
 
 
+def view_closed(view: dict[str, Any], *, user: str) -> str:
+    """Sent when a person closes a modal, only if its view set notify_on_close."""
+    return _interaction(
+        {
+            "type": "view_closed",
+            "team": {"id": TEAM, "domain": "sandbox"},
+            "user": {"id": user, "name": user.lower(), "team_id": TEAM},
+            "api_app_id": APP_ID,
+            "token": "legacy",
+            "view": _view_body(view),
+            "is_cleared": False,
+        }
+    )
+
+
 def message_action(
     message: dict[str, Any],
     *,

@@ -30,10 +30,15 @@ CHROMIUM_ARGS = [
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 
 
-def _chromium() -> str | None:
-    return (
-        os.environ.get("CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
-    )
+def _chromium() -> tuple[str | None, str]:
+    """The Chromium to launch, or None and why there is none."""
+    named = os.environ.get("CHROMIUM")
+    if named:
+        if not os.access(named, os.X_OK):
+            return None, f"CHROMIUM={named} is not an executable file: fix or unset it"
+        return named, ""
+    found = shutil.which("chromium") or shutil.which("chromium-browser")
+    return found, "no Chromium found: install Debian's chromium, or set CHROMIUM to its path"
 
 
 # Module scope: Playwright's sync API keeps an event loop on this thread while it runs,
@@ -41,13 +46,11 @@ def _chromium() -> str | None:
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
     required = os.environ.get("CANCEL_OP_BROWSER_TESTS") == "required"
-    executable = _chromium()
+    executable, reason = _chromium()
     try:
         from playwright.sync_api import sync_playwright
     except ImportError:
         executable, reason = None, "Playwright is not installed (pip install -e '.[dev]')"
-    else:
-        reason = "no Chromium found: install Debian's chromium, or set CHROMIUM to its path"
     if executable is None:
         if required:
             pytest.fail(f"browser tests are required here, but {reason}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -75,6 +76,9 @@ def test_the_on_call_engineer_cancels_from_the_alert_in_two_clicks(
     expect(thread).to_contain_text("was cancelled", timeout=FOLLOW_UP_TIMEOUT_MS)
     expect(thread).to_contain_text("CANCELLED (code 1)")
     expect(badge(page, operation)).to_have_text("CANCELLED")
+    # Google's status stops moving where the cancel stopped it.
+    status = page.locator(f".operation[data-name='{operation.name}'] .op-status")
+    expect(status).to_contain_text("Cancelled at")
     thread.scroll_into_view_if_needed()
     screenshot(page, "finished-thread")
 
@@ -198,7 +202,7 @@ def test_every_block_a_modal_may_hold_is_drawn_and_a_crafted_modal_is_refused(
         f"{sandbox.url}/api/views.update",
         json={"view_id": state["modals"][-1]["id"], "view": crafted},
     ).json()
-    assert updated["ok"]
+    assert updated["ok"], updated
     expect(dialog.locator(".block-header")).to_have_text("Every block")
     dialog.get_by_label("Why").fill("testing")
     dialog.get_by_label("Next").select_option("rollback")
@@ -206,3 +210,104 @@ def test_every_block_a_modal_may_hold_is_drawn_and_a_crafted_modal_is_refused(
     expect(dialog.get_by_role("button", name="Noop")).to_be_visible()
     dialog.get_by_role("button", name="Send").click()
     expect(dialog).to_contain_text("was not issued by me, or was changed")
+
+
+def alert_ts(sandbox: Sandbox, operation: SeededOperation) -> str:
+    seen = httpx.get(f"{sandbox.url}/client/state?user={workspace.ONCALL}", timeout=30).json()
+    alert = [m for m in seen["messages"] if operation.name in m["text"] and not m["thread_ts"]]
+    return str(alert[0]["ts"])
+
+
+def post_as_pipeline(sandbox: Sandbox, **message: Any) -> None:
+    headers = {"Authorization": f"Bearer {workspace.ALERTS_TOKEN}"}
+    url = f"{sandbox.url}/api/chat.postMessage"
+    posted = httpx.post(url, json={"channel": workspace.CHANNEL, **message}, headers=headers)
+    assert posted.json()["ok"]
+
+
+def test_see_the_thread_opens_the_thread_on_this_page(page: Page, sandbox: Sandbox) -> None:
+    """A permalink from chat.getPermalink points at the page, which scrolls to the thread."""
+    operation = workspace.NOT_CANCELLABLE  # the oldest alert, at the top
+    ts = alert_ts(sandbox, operation)
+    answer = httpx.post(
+        f"{sandbox.url}/api/chat.getPermalink",
+        json={"channel": workspace.CHANNEL, "message_ts": ts},
+    ).json()
+    assert answer["permalink"] == f"{sandbox.url}/#thread={workspace.CHANNEL}/{ts}"
+    page.set_viewport_size({"width": 1024, "height": 600})
+    open_as(page, sandbox, workspace.ONCALL)
+    post_as_pipeline(sandbox, text=f"Already on it. <{answer['permalink']}|See the thread>.")
+    alert = alert_for(page, operation)
+    expect(alert).not_to_be_in_viewport()
+    page.get_by_role("link", name="See the thread").last.click()
+    expect(alert).to_be_in_viewport()
+    expect(alert).to_have_class("message highlighted")
+    expect(page).to_have_url(sandbox.url + "/")  # the same page, and the link works again
+
+    page.goto(answer["permalink"])  # opened from elsewhere, in a fresh tab
+    expect(alert_for(page, operation)).to_be_in_viewport()
+    expect(alert_for(page, operation)).to_have_class("message highlighted")
+
+
+def test_a_reply_out_of_view_gets_a_pill_that_goes_to_it(page: Page, sandbox: Sandbox) -> None:
+    operation = workspace.NOT_CANCELLABLE
+    page.set_viewport_size({"width": 1024, "height": 600})
+    open_as(page, sandbox, workspace.NOT_ALLOWED)  # who has no modal open in this sandbox
+    alert = alert_for(page, operation)
+    expect(alert).not_to_be_in_viewport()
+    pill = page.locator("#new-reply")
+    expect(pill).to_be_hidden()
+    post_as_pipeline(
+        sandbox, thread_ts=alert_ts(sandbox, operation), text="Still deleting: retried 3 times"
+    )
+    expect(pill).to_have_text("New reply in a thread above ↑")
+    pill.click()
+    expect(page.locator(".thread article", has_text="retried 3 times")).to_be_in_viewport()
+    expect(pill).to_be_hidden()
+
+
+def test_escape_and_a_click_outside_close_the_modal(page: Page, sandbox: Sandbox) -> None:
+    open_as(page, sandbox, workspace.ONCALL)
+    dialog = page.get_by_role("dialog")
+
+    def press_escape() -> None:
+        page.keyboard.press("Escape")
+
+    def click_outside() -> None:
+        page.mouse.click(8, 8)
+
+    for close in (press_escape, click_outside):
+        send(page, f"/cancel-op {workspace.ALREADY_DONE.name}")
+        expect(dialog).to_contain_text("already finished")
+        close()
+        expect(dialog).to_have_count(0)
+        seen = httpx.get(f"{sandbox.url}/client/state?user={workspace.ONCALL}").json()
+        assert seen["modals"] == []  # closed at Slack's end too, not only hidden
+
+
+def test_at_1024_px_the_channel_keeps_room_to_read(page: Page, sandbox: Sandbox) -> None:
+    page.set_viewport_size({"width": 1024, "height": 768})
+    open_as(page, sandbox, workspace.ONCALL)
+    channel = page.locator("main.channel").bounding_box()
+    assert channel is not None and channel["width"] >= 600
+    assert page.locator(".operations").bounding_box() is not None  # narrower, not gone
+
+
+def test_a_date_token_shows_each_reader_their_own_zone(browser: Any, sandbox: Sandbox) -> None:
+    """The bot writes times as Slack's <!date^…> tokens; the page renders them as Slack
+    does, in the reader's zone, and falls back to the text after | when it cannot."""
+    moment = int(datetime(2026, 11, 18, 8, 26, 40, tzinfo=UTC).timestamp())
+    post_as_pipeline(
+        sandbox,
+        text=f"Ended <!date^{moment}^{{date_num}} {{time_secs}}|2026-11-18 08:26 UTC>. "
+        "Broken <!date^soon^{date_num}|as written>.",
+    )
+    context = browser.new_context(timezone_id="Asia/Tokyo", viewport={"width": 1360, "height": 860})
+    try:
+        page = context.new_page()
+        open_as(page, sandbox, workspace.ONCALL)
+        message = page.locator("article", has_text="Ended ").last
+        expect(message).to_contain_text("Ended 2026-11-18 5:26:40 PM.")  # UTC+9
+        expect(message).to_contain_text("Broken as written.")
+    finally:
+        context.close()

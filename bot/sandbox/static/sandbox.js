@@ -12,6 +12,9 @@ const COLOURS = ["#2a80b9", "#e8912d", "#7b4397", "#2bac76", "#cd2553", "#4a154b
 
 const page = {
   workspace: null, user: "", version: -1, state: null, poll: null, openMenu: "",
+  seen: null, // the ts of every message rendered so far; null before the first render
+  newReply: "", // the ts of a reply that arrived out of view, which the pill points at
+  highlighted: "", // the ts of the message a permalink or the pill brought into view
 };
 
 // Small DOM helpers: text always goes in as text, never as HTML.
@@ -70,10 +73,71 @@ function linkOrMention(target, label) {
     const id = target.slice(9);
     return el("span", { class: "mention" }, "@" + (page.workspace.usergroups[id] || label || id));
   }
+  if (target.startsWith("!date^")) return dateToken(target, label);
   if (target.startsWith("!")) return el("span", { class: "mention" }, "@" + target.slice(1));
   const url = unescapeSlack(target);
   if (!/^https?:\/\//.test(url)) return document.createTextNode(unescapeSlack(label || target));
+  const here = location.origin + location.pathname;
+  if (url.startsWith(here + "#")) {
+    // A permalink to this page (the stand-in's chat.getPermalink): opens the thread here.
+    return el("a", { href: url.slice(here.length), class: "permalink" }, unescapeSlack(label || url));
+  }
   return el("a", { href: url, target: "_blank", rel: "noopener" }, unescapeSlack(label || url));
+}
+
+// <!date^EPOCH^FORMAT^LINK|fallback>: a time in the reader's own zone, as Slack shows it.
+function dateToken(target, fallback) {
+  const [, epoch, format = "", link] = target.split("^");
+  const when = new Date(Number(epoch) * 1000);
+  if (!/^\d+$/.test(epoch || "") || Number.isNaN(when.getTime())) {
+    return document.createTextNode(unescapeSlack(fallback || ""));
+  }
+  const text = unescapeSlack(format).replace(/\{(\w+)\}/g, (all, token) => dateText(when, token) ?? all);
+  const attrs = { class: "date", title: when.toString() };
+  if (link && /^https?:\/\//.test(unescapeSlack(link))) {
+    return el("a", { ...attrs, href: unescapeSlack(link), target: "_blank", rel: "noopener" }, text);
+  }
+  return el("span", attrs, text);
+}
+
+function ordinal(day) {
+  const tens = day % 100;
+  if (tens >= 11 && tens <= 13) return day + "th";
+  return day + ({ 1: "st", 2: "nd", 3: "rd" }[day % 10] || "th");
+}
+
+function dateText(when, token) {
+  const part = (options) => when.toLocaleString("en-US", options);
+  const month = part({ month: "long" });
+  const year = when.getFullYear();
+  const pad = (n) => String(n).padStart(2, "0");
+  const plain = {
+    date_num: `${year}-${pad(when.getMonth() + 1)}-${pad(when.getDate())}`,
+    date: `${month} ${ordinal(when.getDate())}, ${year}`,
+    date_short: `${part({ month: "short" })} ${when.getDate()}, ${year}`,
+    date_long: `${part({ weekday: "long" })}, ${month} ${ordinal(when.getDate())}, ${year}`,
+    time: part({ hour: "numeric", minute: "2-digit" }),
+    time_secs: part({ hour: "numeric", minute: "2-digit", second: "2-digit" }),
+    ago: ago(when),
+  };
+  const pretty = token.match(/^(date(?:_short|_long)?)_pretty$/);
+  if (pretty) return relativeDay(when) || plain[pretty[1]];
+  return plain[token];
+}
+
+function relativeDay(when) {
+  const day = (d) => new Date(d.getFullYear(), d.getMonth(), d.getDate()).getTime();
+  const days = Math.round((day(when) - day(new Date())) / 86400000);
+  return { 0: "today", [-1]: "yesterday", 1: "tomorrow" }[days] || "";
+}
+
+function ago(when) {
+  const seconds = Math.round((Date.now() - when.getTime()) / 1000);
+  const size = Math.abs(seconds);
+  const [count, unit] = size < 60 ? [size, "second"] : size < 3600 ? [Math.floor(size / 60), "minute"]
+    : size < 86400 ? [Math.floor(size / 3600), "hour"] : [Math.floor(size / 86400), "day"];
+  const words = `${count} ${unit}${count === 1 ? "" : "s"}`;
+  return seconds >= 0 ? `${words} ago` : `in ${words}`;
 }
 
 function styled(text, atoms) {
@@ -253,6 +317,8 @@ function switchUser(user) {
   if (page.poll) page.poll.abort();
   page.user = user;
   page.version = -1;
+  page.seen = null;
+  page.newReply = "";
   localStorage.setItem("cancel-op-sandbox-user", user);
   pollState();
 }
@@ -265,7 +331,9 @@ function tsKey(ts) {
 }
 
 function render() {
-  renderMessages();
+  const fresh = renderMessages();
+  pointAtNewReplies(fresh);
+  showLinkedThread();
   renderModal();
 }
 
@@ -290,6 +358,77 @@ function renderMessages() {
     return node;
   }));
   if (atBottom) list.scrollTop = list.scrollHeight;
+  const fresh = page.seen ? items.filter((m) => !page.seen.has(m.ts)) : [];
+  page.seen = new Set(items.map((m) => m.ts));
+  return fresh;
+}
+
+// Where a message is against the visible part of the list: "above", "below" or "".
+function outOfView(node) {
+  const list = document.getElementById("messages").getBoundingClientRect();
+  const box = node.getBoundingClientRect();
+  if (box.bottom <= list.top) return "above";
+  if (box.top >= list.bottom) return "below";
+  return "";
+}
+
+function messageNode(ts) {
+  return document.querySelector(`#messages article[data-ts="${CSS.escape(ts)}"]`);
+}
+
+// A reply in a thread out of view gets a pill that scrolls to it, as Slack's client does.
+function pointAtNewReplies(fresh) {
+  for (const reply of fresh) {
+    if (!reply.thread_ts || reply.thread_ts === reply.ts) continue;
+    const node = messageNode(reply.ts);
+    const where = node ? outOfView(node) : "";
+    if (where) {
+      page.newReply = reply.ts;
+      const pill = document.getElementById("new-reply");
+      pill.textContent = where === "above" ? "New reply in a thread above ↑" : "New reply in a thread below ↓";
+    }
+  }
+  hidePillOnceSeen();
+}
+
+function hidePillOnceSeen() {
+  const node = page.newReply ? messageNode(page.newReply) : null;
+  if (node && outOfView(node)) {
+    const pill = document.getElementById("new-reply");
+    pill.style.top = document.getElementById("messages").offsetTop + 10 + "px"; // under the header
+    pill.hidden = false;
+    return;
+  }
+  page.newReply = "";
+  document.getElementById("new-reply").hidden = true;
+}
+
+function goToNewReply() {
+  const node = page.newReply ? messageNode(page.newReply) : null;
+  if (node) highlight(node.closest("#messages > article"));
+  hidePillOnceSeen();
+}
+
+// A permalink to this page, `#thread=CHANNEL/TS`: scroll to that thread and highlight it.
+function showLinkedThread() {
+  const linked = location.hash.match(/^#thread=([^/]+)\/(\d+\.\d+)$/);
+  if (!linked || !page.state) return;
+  const node = messageNode(linked[2]);
+  if (!node) return; // not shown yet: tried again on the next render
+  history.replaceState(null, "", location.pathname + location.search); // the same link works twice
+  highlight(node.closest("#messages > article"));
+}
+
+function highlight(node) {
+  page.highlighted = node.dataset.ts;
+  node.classList.add("highlighted");
+  node.scrollIntoView({ block: "center" });
+  setTimeout(() => {
+    if (page.highlighted !== node.dataset.ts) return;
+    page.highlighted = "";
+    const shown = messageNode(node.dataset.ts);
+    if (shown) shown.classList.remove("highlighted");
+  }, 4000);
 }
 
 function renderMessage(message) {
@@ -301,7 +440,8 @@ function renderMessage(message) {
     act: (action) => client("action", { channel: message.channel, ts: message.ts, ephemeral: !!message.ephemeral, ...action }),
   };
   const node = el("article", {
-    class: "message" + (message.ephemeral ? " ephemeral" : ""), "data-ts": message.ts,
+    class: "message" + (message.ephemeral ? " ephemeral" : "") + (page.highlighted === message.ts ? " highlighted" : ""),
+    "data-ts": message.ts,
     "data-author": message.author,
   },
   el("div", { class: "avatar", style: `background:${colour}` }, name[0].toUpperCase()),
@@ -332,6 +472,13 @@ function messageMenu(message) {
     }, shortcut.name)));
   }
   return wrapper;
+}
+
+// Esc closes the top modal and so does a click outside it, as Close does: the stand-in
+// tells the bot (view_closed) only where the view set notify_on_close, as Slack does.
+function closeTopModal() {
+  const modals = page.state ? page.state.modals : [];
+  if (modals.length) client("close", { view_id: modals[modals.length - 1].id });
 }
 
 function renderModal() {
@@ -398,6 +545,7 @@ async function refreshOperations() {
         el("div", { class: "op-row" },
           el("span", {}, op.verb + " · " + behaviourLabel(op.behaviour)),
           el("span", { class: "badge " + kind, "data-state": kind }, label)),
+        op.status_message ? el("div", { class: "op-status hint" }, op.status_message) : null,
         el("div", { class: "op-row" },
           el("span", { class: "hint" }, op.gets + " GET" + (op.gets === 1 ? "" : "s")),
           el("button", { type: "button", class: "link-button", onclick: () => fillComposer(op.name) }, "/cancel-op this")));
@@ -443,6 +591,16 @@ async function start() {
     ...page.workspace.behaviours.map((b) => el("option", { value: b.value }, b.label)));
   document.getElementById("composer").addEventListener("submit", send);
   document.getElementById("raise").addEventListener("submit", raiseAlert);
+  document.getElementById("new-reply").addEventListener("click", goToNewReply);
+  document.getElementById("messages").addEventListener("scroll", hidePillOnceSeen);
+  document.addEventListener("keydown", (event) => {
+    if (event.key === "Escape") closeTopModal();
+  });
+  const layer = document.getElementById("modal-layer");
+  layer.addEventListener("click", (event) => {
+    if (event.target === layer) closeTopModal();
+  });
+  window.addEventListener("hashchange", showLinkedThread);
   switchUser(first);
   refreshOperations();
   setInterval(refreshOperations, 1000);
