@@ -96,7 +96,7 @@ class RpcCode(Enum):
         _Words(
             "The request timed out before Google finished it.",
             "The operation ran out of time before it finished its work.",
-            "Google did not answer the lookup in time.",
+            "The lookup timed out before Google answered it.",
         ),
         _Words(
             "The cancel may or may not have reached Google: check the operation's state with "
