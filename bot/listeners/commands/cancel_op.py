@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from slack_bolt.context.ack.async_ack import AsyncAck
@@ -15,6 +16,8 @@ from bot.listeners.open_confirmation import open_confirmation
 from bot.names import InvalidName, OperationName, OperationParent, parse_parent
 from bot.operations import OperationsError
 from bot.services import Services, services_of
+
+_WORD = re.compile(r"[\w-]+")
 
 
 async def cancel_op(
@@ -33,7 +36,7 @@ async def cancel_op(
     subcommand: messages.Subcommand = "cancel"
     if verb.lower() in ("status", "list"):
         subcommand = "status" if verb.lower() == "status" else "list"
-    elif "/" not in verb:  # every way of writing a name has a slash in its first word
+    elif _WORD.fullmatch(verb):  # a name has slashes; a code fence or link starts with a mark
         await ack(response_type="ephemeral", text=messages.unknown_word_text(verb))
         return
     typed = text if subcommand == "cancel" else rest

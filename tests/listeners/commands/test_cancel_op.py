@@ -54,6 +54,7 @@ def test_modal_opens_loading_then_shows_the_live_operation(
     [
         f"`{OP}`",
         f"```{OP}```",
+        f"```\n{OP}\n```",
         f"https://cloudaicompanion.googleapis.com/v1/{OP}",
         f"<https://cloudaicompanion.googleapis.com/v1/{OP}>",
         f"<https://cloudaicompanion.googleapis.com/v1/{OP}|{OP}>",
