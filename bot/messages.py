@@ -120,7 +120,7 @@ Subcommand = Literal["cancel", "status", "list"]
 # Each subcommand's usage line: what to type, and what it does.
 _USAGES: dict[Subcommand, tuple[str, str]] = {
     "cancel": (f"/cancel-op {EXPECTED_SHAPE}", "show it and ask you to confirm the cancel"),
-    "status": (f"/cancel-op status {EXPECTED_SHAPE}", "its current state"),
+    "status": ("/cancel-op status NAME", "its current state"),
     "list": (f"/cancel-op list {PARENT_SHAPE}", "running operations there"),
 }
 
@@ -148,12 +148,13 @@ def invalid_name_text(typed: str, reason: str, subcommand: Subcommand = "cancel"
         said = f"{_typed(typed)} is not {wanted} I can use: {_fit(reason, _REASON_TEXT)}."
     else:
         said = f"`{command}` needs {wanted}."
+    shape = f" (NAME is `{EXPECTED_SHAPE}`)" if subcommand == "status" else ""
     name_forms = (
         f"Segments hold {SEGMENT_CHARACTERS}; the whole may sit behind "
         f"`{CANONICAL_API_URL}/`, in backticks or in a link. "
     )
     return (
-        f":warning: {said}\nUsage: {_usage_line(subcommand)}\n"
+        f":warning: {said}\nUsage: {_usage_line(subcommand)}{shape}\n"
         f"{name_forms}Nothing was sent to Google."
     )
 

@@ -97,7 +97,7 @@ def test_list_needs_the_list_permission_on_that_parent(
 LIST_USAGE = (
     "Usage: `/cancel-op list projects/PROJECT/locations/LOCATION`: running operations there"
 )
-STATUS_USAGE = f"Usage: `/cancel-op status {EXPECTED_SHAPE}`: its current state"
+STATUS_USAGE = f"Usage: `/cancel-op status NAME`: its current state (NAME is `{EXPECTED_SHAPE}`)"
 
 
 @pytest.mark.parametrize(
