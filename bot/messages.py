@@ -150,7 +150,7 @@ def invalid_name_text(typed: str, reason: str, subcommand: Subcommand = "cancel"
         said = f"`{command}` needs {wanted}."
     shape = f" (NAME is `{EXPECTED_SHAPE}`)" if subcommand == "status" else ""
     name_forms = (
-        f"Segments hold {SEGMENT_CHARACTERS}; the whole may sit behind "
+        f"Its segments hold {SEGMENT_CHARACTERS}; it may sit behind "
         f"`{CANONICAL_API_URL}/`, in backticks or in a link. "
     )
     return (

@@ -20,13 +20,16 @@ class Place(Enum):
 
 @dataclass(frozen=True)
 class _Words:
+    """One text for each place a code is shown."""
+
     cancel_answer: str
     final_state: str
     lookup: str
 
     def at(self, place: Place) -> str:
-        text: str = getattr(self, place.value)
-        return text
+        if place is Place.CANCEL_ANSWER:
+            return self.cancel_answer
+        return self.final_state if place is Place.FINAL_STATE else self.lookup
 
 
 def _everywhere(text: str) -> _Words:
