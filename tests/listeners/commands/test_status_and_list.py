@@ -230,3 +230,14 @@ def test_status_and_list_refusals_are_audited(
         ("denied", ONCALL, "list", "cloudaicompanion.operations.list"),
         ("denied", STRANGER, "get", "cloudaicompanion.operations.get"),
     ]
+
+
+def test_list_says_how_long_each_operation_has_run(
+    readers: RunningBot, slack: SlackStandIn, google: OperationsStandIn
+) -> None:
+    created = datetime.now(UTC) - timedelta(hours=2, minutes=5, seconds=10)
+    seed(google, f"{PARENT}/operations/reindex", verb="reindex",
+         create_time=created.isoformat().replace("+00:00", "Z"))  # fmt: skip
+    readers.driver.command(f"list {PARENT}", user=ONCALL)
+    shown = str(reply(slack)["blocks"])
+    assert "reindex · " in shown and " · running for 2 hours 5 minutes" in shown
