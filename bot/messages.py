@@ -149,13 +149,11 @@ def invalid_name_text(typed: str, reason: str, subcommand: Subcommand = "cancel"
     else:
         said = f"`{command}` needs {wanted}."
     shape = f" (NAME is `{EXPECTED_SHAPE}`)" if subcommand == "status" else ""
-    name_forms = (
-        f"Its segments hold {SEGMENT_CHARACTERS}; it may sit behind "
-        f"`{CANONICAL_API_URL}/`, in backticks or in a link. "
-    )
     return (
-        f":warning: {said}\nUsage: {_usage_line(subcommand)}{shape}\n"
-        f"{name_forms}Nothing was sent to Google."
+        f":warning: {said} Nothing was sent to Google.\n"
+        f"Usage: {_usage_line(subcommand)}{shape}\n"
+        f"Its segments hold {SEGMENT_CHARACTERS}; it may sit behind `{CANONICAL_API_URL}/`, "
+        "in backticks or in a link."
     )
 
 
