@@ -2,14 +2,24 @@
 
 from __future__ import annotations
 
+import html
 import re
-from typing import Any
+from datetime import UTC, datetime
+from typing import Any, Literal
 
 from bot import slack_limits as limits
+from bot import times
 from bot.allowlist import Decision
-from bot.names import CANONICAL_API_URL, EXPECTED_SHAPE, OperationName, OperationParent
+from bot.names import (
+    CANONICAL_API_URL,
+    EXPECTED_SHAPE,
+    PARENT_SHAPE,
+    SEGMENT_CHARACTERS,
+    OperationName,
+    OperationParent,
+)
 from bot.operations import Operation, OperationsError, Outcome
-from bot.rpc import RpcCode
+from bot.rpc import Place, RpcCode
 
 Blocks = list[dict[str, Any]]
 View = dict[str, Any]
@@ -29,6 +39,7 @@ _STATUS_TEXT = 500  # an operation's statusMessage
 _FIELD_TEXT = 300  # verb, target, times
 _REASON_TEXT = 300  # why a name was refused, a Slack error code
 _LINK_TEXT = 1000  # a permalink kept in Redis
+_TYPED_TEXT = 120  # what a person typed, repeated back in a refusal
 _HALF_ENTITY = re.compile(r"&[a-z]*$")  # what a cut can leave of `&amp;`, `&lt;` or `&gt;`
 
 
@@ -105,25 +116,60 @@ def _modal(blocks: Blocks, *, submit: str = "", close: str = "Close", **extra: A
 
 # Ephemeral replies
 
+Subcommand = Literal["cancel", "status", "list"]
+# Each subcommand's usage line: what to type, and what it does.
+_USAGES: dict[Subcommand, tuple[str, str]] = {
+    "cancel": (f"/cancel-op {EXPECTED_SHAPE}", "show it and ask you to confirm the cancel"),
+    "status": ("/cancel-op status NAME", "its current state"),
+    "list": (f"/cancel-op list {PARENT_SHAPE}", "running operations there"),
+}
+
+
+def _usage_line(subcommand: Subcommand) -> str:
+    typed, does = _USAGES[subcommand]
+    return f"`{typed}`: {does}"
+
 
 def usage_text() -> str:
     return (
         "*Cancel a Google Cloud long-running operation*\n"
-        f"`/cancel-op {EXPECTED_SHAPE}`: show it and ask you to confirm the cancel\n"
-        "`/cancel-op status NAME`: its current state\n"
-        "`/cancel-op list projects/PROJECT/locations/LOCATION`: running operations there\n"
-        "The name may carry the API's URL in front, or sit in backticks or a link. On an "
+        + "\n".join(_usage_line(subcommand) for subcommand in _USAGES)
+        + "\nThe name may carry the API's URL in front, or sit in backticks or a link. On an "
         "alert, use the message's *More actions → Cancel operation*.\n"
         "Example: `/cancel-op projects/my-project/locations/global/operations/operation-123`"
     )
 
 
-def invalid_name_text(reason: str) -> str:
+def invalid_name_text(typed: str, reason: str, subcommand: Subcommand = "cancel") -> str:
+    """A refused name or location: what was typed, why, and that subcommand's usage."""
+    wanted = "a location" if subcommand == "list" else "an operation name"
+    command = "/cancel-op" if subcommand == "cancel" else f"/cancel-op {subcommand}"
+    if typed.strip():
+        said = f"{_typed(typed)} is not {wanted} I can use: {_fit(reason, _REASON_TEXT)}."
+    else:
+        said = f"`{command}` needs {wanted}."
+    shape = f" (NAME is `{EXPECTED_SHAPE}`)" if subcommand == "status" else ""
     return (
-        f":warning: That is not an operation name I can use: {_fit(reason, _REASON_TEXT)}.\n"
-        f"Expected `{EXPECTED_SHAPE}` (segments of letters, digits and `-._~`), "
-        f"optionally behind `{CANONICAL_API_URL}/`. Nothing was sent to Google."
+        f":warning: {said} Nothing was sent to Google.\n"
+        f"Usage: {_usage_line(subcommand)}{shape}\n"
+        f"Its segments hold {SEGMENT_CHARACTERS}; it may sit behind `{CANONICAL_API_URL}/`, "
+        "in backticks or in a link."
     )
+
+
+def unknown_word_text(word: str) -> str:
+    """The first word is neither a subcommand nor the start of an operation name."""
+    return (
+        f":warning: I don't know {_typed(word)}: it is neither `status`, `list`, `help` nor an "
+        f"operation name. Nothing was sent to Google.\n{usage_text()}"
+    )
+
+
+def _typed(text: str) -> str:
+    """What a person typed, repeated back on one line: Slack does not echo slash commands."""
+    shown = _fit(" ".join(html.unescape(text.strip()).splitlines()), _TYPED_TEXT)
+    # A code span cannot hold a backtick, so such text is quoted instead.
+    return f"“{shown}”" if "`" in shown else f"`{shown}`"
 
 
 def denied_text(decision: Decision, name: OperationName | OperationParent) -> str:
@@ -162,13 +208,13 @@ def status_reply(name: OperationName, operation: Operation) -> tuple[str, Blocks
     text = f"`{name}`: {_state(operation)}"
     blocks = _operation_blocks(name, operation)
     if operation.error is not None:
-        blocks += outcome_blocks(operation.error.code, operation.error.message)
+        blocks += outcome_blocks(operation.error.code, operation.error.message, Place.FINAL_STATE)
     return text, blocks
 
 
 def lookup_failed(subject: str, error: OperationsError) -> tuple[str, Blocks]:
     text = f"I could not read {subject} from Google."
-    return text, [_section(text), *outcome_blocks(error.code, error.message)]
+    return text, [_section(text), *outcome_blocks(error.code, error.message, Place.LOOKUP)]
 
 
 def list_reply(parent: OperationParent, running: list[Operation], total: int) -> tuple[str, Blocks]:
@@ -176,7 +222,11 @@ def list_reply(parent: OperationParent, running: list[Operation], total: int) ->
     blocks: Blocks = [_section(f"*{text}*")]
     shown = running[:LIST_LIMIT]
     for operation in shown:
-        label = " · ".join(_fit(x, _FIELD_TEXT) for x in (operation.verb, operation.target) if x)
+        running_for = _running_for(operation)
+        label = " · ".join(
+            [_fit(x, _FIELD_TEXT) for x in (operation.verb, operation.target) if x]
+            + ([f"running for {running_for}"] if running_for else [])
+        )
         line = f"`{_fit(operation.name, _FIELD_TEXT)}`\n{label}"
         blocks.append(_button_section(line, CANCEL_ACTION_ID, "Cancel…", operation.name))
     if total > len(shown):
@@ -227,7 +277,7 @@ def _operation_blocks(name: OperationName, operation: Operation) -> Blocks:
         ("Name", f"`{name}`"),
         ("Verb", _fit(operation.verb, _FIELD_TEXT) or "—"),
         ("Target", _fit(operation.target, _FIELD_TEXT) or "—"),
-        ("Created", _fit(operation.create_time, _FIELD_TEXT) or "—"),
+        ("Created", _moment(operation.create_time, with_age=True) or "—"),
         ("State", _state(operation)),
     ]
     blocks: Blocks = [
@@ -247,13 +297,38 @@ def _operation_blocks(name: OperationName, operation: Operation) -> Blocks:
 def _state(operation: Operation) -> str:
     outcome = operation.outcome
     if outcome is Outcome.RUNNING:
-        return "Running" + (" (cancel requested)" if operation.requested_cancellation else "")
+        running_for = _running_for(operation)
+        return (
+            "Running"
+            + (f" for {running_for}" if running_for else "")
+            + (" (cancel requested)" if operation.requested_cancellation else "")
+        )
     if outcome is Outcome.COMPLETED:
         return "Done: completed"
     if outcome is Outcome.NO_RESULT:
         return "Done: no result reported"
     assert operation.error is not None  # CANCELLED and FAILED carry one
     return f"Done: {operation.error.code.name}"
+
+
+def _moment(timestamp: str, *, with_age: bool = False) -> str:
+    """A time from Google as a date token (each reader's own zone), with its age if asked;
+    text that is not a timestamp is shown as it came, escaped."""
+    moment = times.parse_timestamp(timestamp)
+    if moment is None:
+        return _fit(timestamp, _FIELD_TEXT)
+    age = f" ({times.duration_text(_seconds_since(moment))} ago)" if with_age else ""
+    return times.slack_date(moment) + age
+
+
+def _running_for(operation: Operation) -> str:
+    """How long a running operation has run, in words; empty when its start is unknown."""
+    started = times.parse_timestamp(operation.create_time)
+    return times.duration_text(_seconds_since(started)) if started else ""
+
+
+def _seconds_since(moment: datetime) -> float:
+    return (datetime.now(UTC) - moment).total_seconds()
 
 
 def confirmation_view(name: OperationName, operation: Operation, metadata: str) -> View:
@@ -317,13 +392,18 @@ def cancel_answer(error: OperationsError | None) -> tuple[str, Blocks]:
         )
         return text, [_section(f":white_check_mark: *{text}*\n{detail}")]
     text = f"Google answered the cancel request with {error.code.name}."
-    return text, [_section(f":x: *{text}*"), *outcome_blocks(error.code, error.message)]
+    return text, [
+        _section(f":x: *{text}*"),
+        *outcome_blocks(error.code, error.message, Place.CANCEL_ANSWER),
+    ]
 
 
-def outcome_blocks(code: RpcCode, message: str) -> Blocks:
+def outcome_blocks(code: RpcCode, message: str, place: Place) -> Blocks:
+    """A code in words: what it means and what to do next where it is shown (`place`)."""
     detail = f"Google said: {_fit(message, _GOOGLE_TEXT)}" if message else ""
+    meaning, next_step = code.meaning_at(place), code.next_step_at(place)
     return [
-        _section(f"*{code.name}* (code {code.number}): {code.meaning}\n*Next:* {code.next_step}"),
+        _section(f"*{code.name}* (code {code.number}): {meaning}\n*Next:* {next_step}"),
         *([_context(detail)] if detail else []),
     ]
 
@@ -354,7 +434,7 @@ def status_ended(name: OperationName, summary: str) -> tuple[str, Blocks]:
 def final_message(name: OperationName, operation: Operation) -> tuple[str, str, Blocks]:
     """(summary, text, blocks) for a done operation: cancelled, completed anyway, failed, or
     ended without saying how."""
-    ended = f" at {_fit(operation.end_time, _FIELD_TEXT)}" if operation.end_time else ""
+    ended = f" at {_moment(operation.end_time)}" if operation.end_time else ""
     outcome, error = operation.outcome, operation.error
     if outcome is Outcome.COMPLETED:
         text = f"`{name}` completed{ended} despite the cancellation."
@@ -373,15 +453,14 @@ def final_message(name: OperationName, operation: Operation) -> tuple[str, str, 
     if outcome is Outcome.CANCELLED:
         text = f"`{name}` was cancelled{ended} ({error.code.name})."
         return error.code.name, text, [_section(f":white_check_mark: *{text}*"),
-                                   *outcome_blocks(error.code, error.message)]  # fmt: skip
+                *outcome_blocks(error.code, error.message, Place.FINAL_STATE)]  # fmt: skip
     text = f"`{name}` failed{ended} with {error.code.name}."
-    return (f"failed ({error.code.name})", text,
-            [_section(f":x: *{text}*"), *outcome_blocks(error.code, error.message)])  # fmt: skip
+    return (f"failed ({error.code.name})", text, [_section(f":x: *{text}*"),
+            *outcome_blocks(error.code, error.message, Place.FINAL_STATE)])  # fmt: skip
 
 
 def timeout_message(name: OperationName, watched_seconds: float) -> tuple[str, Blocks]:
-    hours = watched_seconds / 3600
-    span = f"{hours:.1f} hours" if hours >= 1 else f"{watched_seconds / 60:.0f} minutes"
+    span = times.duration_text(watched_seconds)
     text = f"`{name}` is still running after {span}; I have stopped watching it."
     detail = (
         "The cancel request may have been ignored. *Next:* check it in the Cloud console, "
@@ -392,4 +471,7 @@ def timeout_message(name: OperationName, watched_seconds: float) -> tuple[str, B
 
 def lost_track_message(name: OperationName, error: OperationsError) -> tuple[str, Blocks]:
     text = f"I lost track of `{name}`: Google kept answering {error.code.name}. I stopped watching."
-    return text, [_section(f":warning: *{text}*"), *outcome_blocks(error.code, error.message)]
+    return text, [
+        _section(f":warning: *{text}*"),
+        *outcome_blocks(error.code, error.message, Place.LOOKUP),
+    ]

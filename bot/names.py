@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import html
 import re
+import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass
 
 CANONICAL_API_URL = "https://cloudaicompanion.googleapis.com/v1"
 EXPECTED_SHAPE = "projects/PROJECT/locations/LOCATION/operations/OPERATION"
+PARENT_SHAPE = "projects/PROJECT/locations/LOCATION"
 MAX_INPUT_LENGTH = 1024
 MAX_SEGMENT_LENGTH = 128
 
@@ -24,6 +26,17 @@ _CANDIDATE = re.compile(
     r"projects/[A-Za-z0-9._~-]+/locations/[A-Za-z0-9._~-]+/operations/[A-Za-z0-9._~-]+"
 )
 _SLACK_LINK = re.compile(r"<([^<>|]*)(?:\|([^<>]*))?>")
+# Characters a name may hold anywhere: its segments' characters and the slashes between them.
+_NAME_CHAR = re.compile(r"[A-Za-z0-9._~/-]")
+SEGMENT_CHARACTERS = "ASCII letters, digits and - . _ ~"
+# Characters that print as nothing or as a plain space: a reader cannot see them in a reply.
+_INVISIBLE_CATEGORIES = frozenset({"Cc", "Cf", "Co", "Cn", "Zs", "Zl", "Zp"})
+_CHARACTER_NAMES = {
+    "\n": "a line break",
+    "\t": "a tab",
+    " ": "a space",
+    "\ufeff": "an invisible character (U+FEFF, byte order mark)",
+}
 
 
 class InvalidName(ValueError):
@@ -85,9 +98,13 @@ class OperationParent:
 
 def parse_parent(text: str, api_urls: tuple[str, ...] = ()) -> OperationParent:
     """Read `projects/P/locations/L` with the same rules as a name."""
-    match = _PARENT.fullmatch(_strip(text, api_urls))
+    candidate = _strip(text, api_urls)
+    _check_characters(candidate, text)
+    match = _PARENT.fullmatch(candidate)
     if match is None:
-        raise InvalidName("it does not have the shape projects/PROJECT/locations/LOCATION")
+        if _NAME.fullmatch(candidate) is not None:
+            raise InvalidName("it names one operation, not a location: drop /operations/…")
+        raise InvalidName(f"it does not have the shape {PARENT_SHAPE}")
     return OperationParent(*match.groups())
 
 
@@ -108,9 +125,13 @@ def parse_operation_name(text: str, api_urls: tuple[str, ...] = ()) -> Operation
 
     `api_urls` are further base URLs accepted in front of the name (the configured one).
     """
-    match = _NAME.fullmatch(_strip(text, api_urls))
+    candidate = _strip(text, api_urls)
+    _check_characters(candidate, text)
+    match = _NAME.fullmatch(candidate)
     if match is None:
-        raise InvalidName("it does not have the shape of an operation name")
+        if _PARENT.fullmatch(candidate) is not None:
+            raise InvalidName("it names a location, not one operation: add /operations/OPERATION")
+        raise InvalidName(f"it does not have the shape {EXPECTED_SHAPE}")
     project, location, operation = match.groups()
     return OperationName(project, location, operation)
 
@@ -119,6 +140,8 @@ def _strip(text: str, api_urls: tuple[str, ...]) -> str:
     """Undo what surrounds a pasted path: Slack formatting and the API's URL."""
     if len(text) > MAX_INPUT_LENGTH:
         raise InvalidName(f"that is {len(text)} characters long; a name is far shorter")
+    if not text.strip():
+        raise InvalidName("nothing was given")
     candidate = _unwrap_slack_formatting(text.strip())
     for prefix in (CANONICAL_API_URL, *api_urls):
         prefix = prefix.rstrip("/") + "/"
@@ -159,6 +182,29 @@ def _check_segment(label: str, value: str) -> None:
     if len(value) > MAX_SEGMENT_LENGTH:
         raise InvalidName(f"the {label} is longer than {MAX_SEGMENT_LENGTH} characters")
     if _SEGMENT.fullmatch(value) is None:
-        raise InvalidName(f"the {label} may hold only letters, digits and - . _ ~")
+        raise InvalidName(f"the {label} may hold only {SEGMENT_CHARACTERS}")
     if value in (".", ".."):
         raise InvalidName(f"the {label} cannot be {value!r}")
+
+
+def _check_characters(candidate: str, typed: str) -> None:
+    """Refuse the first character no name can hold, saying which and where it was typed."""
+    for char in candidate:
+        if _NAME_CHAR.fullmatch(char) is None:
+            position = html.unescape(typed).find(char) + 1
+            where = f" at position {position}" if position else ""
+            raise InvalidName(
+                f"it contains {describe_character(char)}{where}; a name holds only "
+                f"{SEGMENT_CHARACTERS} between its slashes"
+            )
+
+
+def describe_character(char: str) -> str:
+    """`“ö” (U+00F6)`, or for what prints as nothing, `an invisible character (U+200B, …)`."""
+    code = f"U+{ord(char):04X}"
+    if char in _CHARACTER_NAMES:
+        return _CHARACTER_NAMES[char]
+    if unicodedata.category(char) in _INVISIBLE_CATEGORIES:
+        name = unicodedata.name(char, "").lower()
+        return f"an invisible character ({code}{', ' + name if name else ''})"
+    return f"“{char}” ({code})"

@@ -8,6 +8,7 @@ import inspect
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from datetime import UTC
 from typing import Any
 
 import pytest
@@ -19,7 +20,7 @@ from bot.allowlist import Decision
 from bot.confirmation import ConfirmContext, MetadataSigner
 from bot.names import OperationName, OperationParent
 from bot.operations import Operation, OperationError, OperationsError
-from bot.rpc import RpcCode
+from bot.rpc import Place, RpcCode
 from bot.slack_limits import message_problems, view_problems
 
 # Outside text that would become a mention or a link if it were not escaped.
@@ -38,6 +39,11 @@ segment = st.text("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ012345678
 names = st.builds(OperationName, segment, segment, segment)
 parents = st.builds(OperationParent, segment, segment)
 codes = st.sampled_from(list(RpcCode))
+places = st.sampled_from(list(Place))
+# Google's timestamps, which become date tokens, as well as any other text in their place.
+timestamps = st.datetimes(timezones=st.just(UTC)).map(
+    lambda moment: moment.isoformat().replace("+00:00", "Z")
+)
 errors = st.builds(OperationsError, codes, outside_text)
 operations = st.builds(
     Operation,
@@ -46,8 +52,8 @@ operations = st.builds(
     error=st.none() | st.builds(OperationError, codes, outside_text),
     verb=outside_text,
     target=outside_text,
-    create_time=outside_text,
-    end_time=outside_text,
+    create_time=timestamps | outside_text,
+    end_time=timestamps | outside_text,
     status_message=outside_text,
     requested_cancellation=st.booleans(),
     has_response=st.booleans(),
@@ -73,7 +79,10 @@ class Case:
 
 CASES: dict[str, Case] = {
     "usage_text": Case("text", st.builds(messages.usage_text)),
-    "invalid_name_text": Case("text", st.builds(messages.invalid_name_text, outside_text)),
+    "invalid_name_text": Case("text", st.builds(
+        messages.invalid_name_text, outside_text, outside_text,
+        st.sampled_from(["cancel", "status", "list"]))),
+    "unknown_word_text": Case("text", st.builds(messages.unknown_word_text, outside_text)),
     "denied_text": Case("text", st.builds(messages.denied_text, decisions, names | parents)),
     "denied_any_text": Case("text", st.builds(messages.denied_any_text, decisions,
                                               st.integers(2, 10_000))),
@@ -106,7 +115,8 @@ CASES: dict[str, Case] = {
     "request_message": Case("message", st.builds(messages.request_message, names, users)),
     "cancel_answer": Case("message", st.builds(messages.cancel_answer, st.none() | errors)),
     "outcome_blocks": Case("message", st.builds(
-        lambda code, text: ("", messages.outcome_blocks(code, text)), codes, outside_text)),
+        lambda code, text, place: ("", messages.outcome_blocks(code, text, place)),
+        codes, outside_text, places)),
     "cannot_post_text": Case("text", st.builds(messages.cannot_post_text, channels,
                                                outside_text)),
     "status_message": Case("message", st.builds(messages.status_message, names, outside_text)),

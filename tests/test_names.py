@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bot.names import InvalidName, OperationName, parse_operation_name
+from bot.names import InvalidName, OperationName, parse_operation_name, parse_parent
 
 BASE = "http://127.0.0.1:9/v1"
 SEGMENT_CHARS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-._~"
@@ -68,16 +68,65 @@ def test_every_well_formed_name_round_trips(project: str, location: str, operati
     [
         ("projects/p/locations/l/operations/..", "cannot be '..'"),
         ("projects/p/locations//operations/o", "location is empty"),
-        ("projects/p%2F/locations/l/operations/o", "letters, digits"),
+        ("projects/p%2F/locations/l/operations/o", "contains “%” (U+0025) at position 11"),
         ("projects/p/locations/l/operations/o/extra", "shape"),
         ("operations/o", "shape"),
         ("projects/p/locations/l/operations/" + "o" * 129, "longer than 128"),
         ("<https://x/v1/projects/a/locations/l/operations/o|projects/b/locations/l/operations/o>",
          "link's text"),
-        ("projects/p/locations/l/operations/o &amp; more", "letters, digits"),
+        ("projects/p/locations/l/operations/o &amp; more", "contains a space at position 36"),
+        ("projects/p/locations/l", "names a location, not one operation"),
+        ("", "nothing was given"),
     ],
 )  # fmt: skip
 def test_refusals_say_why(text: str, reason: str) -> None:
     with pytest.raises(InvalidName) as refused:
         parse_operation_name(text)
+    assert reason in refused.value.reason
+
+
+@pytest.mark.parametrize(
+    ("char", "described"),
+    [
+        ("\u200b", "an invisible character (U+200B, zero width space)"),
+        ("\u200d", "an invisible character (U+200D, zero width joiner)"),
+        ("\ufeff", "an invisible character (U+FEFF, byte order mark)"),
+        ("\u00ad", "an invisible character (U+00AD, soft hyphen)"),
+        ("\u202e", "an invisible character (U+202E, right-to-left override)"),
+        ("\u2066", "an invisible character (U+2066, left-to-right isolate)"),
+        ("\u00a0", "an invisible character (U+00A0, no-break space)"),
+        ("\u3000", "an invisible character (U+3000, ideographic space)"),
+        ("\x07", "an invisible character (U+0007)"),
+        ("\n", "a line break"),
+        ("ö", "“ö” (U+00F6)"),
+        ("ℓ", "“ℓ” (U+2113)"),
+    ],
+)
+@pytest.mark.parametrize("where", ["middle", "end"])
+def test_a_character_no_name_holds_is_named_with_its_position(
+    char: str, described: str, where: str
+) -> None:
+    """A reader cannot see invisible characters, and "ö" is a letter: both must be named."""
+    text = f"projects/sh{char}p/locations/l/operations/o"
+    position = 12
+    if where == "end":
+        text, position = f"projects/shop/locations/l/operations/o{char}x", 39
+    with pytest.raises(InvalidName) as refused:
+        parse_operation_name(text)
+    assert f"contains {described} at position {position};" in refused.value.reason
+    assert "ASCII letters, digits and - . _ ~" in refused.value.reason
+
+
+@pytest.mark.parametrize(
+    ("text", "reason"),
+    [
+        ("projects/shop-prod", "does not have the shape projects/PROJECT/locations/LOCATION"),
+        ("projects/p/locations/l/operations/o", "names one operation, not a location"),
+        ("projects/shöp/locations/l", "contains “ö” (U+00F6) at position 12"),
+        (" ", "nothing was given"),
+    ],
+)
+def test_locations_are_refused_with_their_own_reasons(text: str, reason: str) -> None:
+    with pytest.raises(InvalidName) as refused:
+        parse_parent(text)
     assert reason in refused.value.reason

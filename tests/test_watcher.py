@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable
 
 import pytest
@@ -51,10 +52,13 @@ def rendered(message: Message) -> str:
     ("behaviour", "words"),
     [
         (Behaviour.CANCELS, ["was cancelled", "CANCELLED", "code 1"]),
-        (Behaviour.COMPLETES, ["completed", "despite the cancellation", "2026-11-24T03:20:00Z"]),
-        (Behaviour.FAILS, ["failed", "INTERNAL", "Backend failure while stopping."]),
+        (Behaviour.COMPLETES, ["completed", "despite the cancellation", "<!date^1795490400^"
+                               "{date_short_pretty} {time}|2026-11-24 03:20 UTC>"]),
+        # The operation is over: the advice is about what it left, never to try again.
+        (Behaviour.FAILS, ["failed", "INTERNAL", "Backend failure while stopping.",
+                           "*Next:* The operation is over and will not resume"]),
     ],
-)
+)  # fmt: skip
 def test_each_final_state_is_one_thread_message(
     fast_bot: RunningBot,
     slack: SlackStandIn,
@@ -85,7 +89,8 @@ def test_still_running_at_the_timeout_is_said_and_watching_stops(
     running = start_bot(**FAST, WATCH_TIMEOUT_SECONDS="1")
     cancel(running, slack)
     final = thread_of(slack, 3)[2]
-    assert "still running after" in final.text and "stopped watching" in final.text
+    assert "stopped watching" in final.text
+    assert re.search(r"still running after (1 second|\d+ seconds);", final.text)
     polls = len(google.state.requests_for(OP))
     wait_for(lambda: running.bot.services.watcher.snapshot()["in_flight"] == 0)
     assert len(google.state.requests_for(OP)) == polls

@@ -33,10 +33,11 @@ async def cancel_op(
     async def reply(text: str) -> None:  # a new ephemeral message; the alert stays
         await respond(response_type="ephemeral", replace_original=False, text=text)
 
+    value = str(action.get("value", ""))
     try:
-        name = services.parse_name(str(action.get("value", "")))
+        name = services.parse_name(value)
     except InvalidName as exc:
-        await reply(messages.invalid_name_text(exc.reason))
+        await reply(messages.invalid_name_text(value, exc.reason))
         return
     container = body.get("container") or {}
     message = body.get("message") or {}

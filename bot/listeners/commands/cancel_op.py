@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from slack_bolt.context.ack.async_ack import AsyncAck
@@ -16,6 +17,8 @@ from bot.names import InvalidName, OperationName, OperationParent, parse_parent
 from bot.operations import OperationsError
 from bot.services import Services, services_of
 
+_WORD = re.compile(r"[\w-]+")
+
 
 async def cancel_op(
     ack: AsyncAck,
@@ -25,27 +28,41 @@ async def cancel_op(
     context: dict[str, Any],
 ) -> None:
     services = services_of(context)
-    verb, _, rest = str(command.get("text", "")).strip().partition(" ")
+    text = str(command.get("text", "")).strip()
+    verb, rest = _first_word(text)
     if verb.lower() in ("", "help"):
         await ack(response_type="ephemeral", text=messages.usage_text())
         return
-    subcommand = verb.lower() if verb.lower() in ("status", "list") else ""
+    subcommand: messages.Subcommand = "cancel"
+    if verb.lower() in ("status", "list"):
+        subcommand = "status" if verb.lower() == "status" else "list"
+    elif _WORD.fullmatch(verb):  # a name has slashes; a code fence or link starts with a mark
+        await ack(response_type="ephemeral", text=messages.unknown_word_text(verb))
+        return
+    typed = text if subcommand == "cancel" else rest
     try:
         target: OperationName | OperationParent = (
-            parse_parent(rest, (services.settings.operations_api_url,))
+            parse_parent(typed, (services.settings.operations_api_url,))
             if subcommand == "list"
-            else services.parse_name(rest if subcommand else command["text"])
+            else services.parse_name(typed)
         )
     except InvalidName as exc:
-        await ack(response_type="ephemeral", text=messages.invalid_name_text(exc.reason))
+        refusal = messages.invalid_name_text(typed, exc.reason, subcommand)
+        await ack(response_type="ephemeral", text=refusal)
         return
     await ack()
     user, channel = command["user_id"], command["channel_id"]
-    if subcommand:
+    if subcommand != "cancel":
         action = Action.LIST if subcommand == "list" else Action.GET
         await _read(services, respond, action, target, user, channel)
     elif isinstance(target, OperationName):
         await _confirm(client, services, respond, command, target)
+
+
+def _first_word(text: str) -> tuple[str, str]:
+    """The first word and the rest, split at any whitespace (a pasted tab or line break)."""
+    words = text.split(maxsplit=1)
+    return (words[0], words[1] if len(words) > 1 else "") if words else ("", "")
 
 
 async def _confirm(

@@ -37,8 +37,10 @@ def test_a_button_from_someone_not_allowed_opens_nothing(
 def test_a_crafted_button_value_is_refused_with_the_expected_shape(
     running: RunningBot, slack: SlackStandIn, google: OperationsStandIn
 ) -> None:
-    running.driver.click("projects/p/locations/l/operations/../../../x", user=ONCALL)
+    crafted = "projects/p/locations/l/operations/../../../x"
+    running.driver.click(crafted, user=ONCALL)
     text = response_text(slack)
+    assert text.startswith(f":warning: `{crafted}` is not an operation name I can use:")
     assert "projects/PROJECT/locations/LOCATION/operations/OPERATION" in text
     assert slack.state.calls_to("views.open") == []
     assert google.state.requests == []

@@ -8,6 +8,7 @@ import httpx
 import pytest
 
 import bot.confirm_modal
+from bot.names import EXPECTED_SHAPE
 from bot.standins.operations_api import OperationsStandIn
 from bot.standins.slack_api import SlackStandIn
 from tests.conftest import ONCALL, ROTATION, ROTATION_MEMBER, STRANGER, RunningBot
@@ -37,8 +38,10 @@ def test_modal_opens_loading_then_shows_the_live_operation(
     assert len(opened) == 1
     assert "Looking up" in str(opened[0].args["view"])
     text = view_text(view)
-    for shown in (OP, "delete", "codeRepositoryIndexes/x", "2026-11-24T03:12:00Z", "Running"):
+    for shown in (OP, "delete", "codeRepositoryIndexes/x", "Running"):
         assert shown in text
+    # Each reader sees the time in their own zone; UTC where Slack cannot show the token.
+    assert "<!date^1795489920^{date_short_pretty} {time}|2026-11-24 03:12 UTC>" in text
     assert view["submit"]["text"] == "Cancel operation"
     assert view["private_metadata"]
     # The update carries the hash views.open returned; the stand-in refuses any other.
@@ -51,6 +54,7 @@ def test_modal_opens_loading_then_shows_the_live_operation(
     [
         f"`{OP}`",
         f"```{OP}```",
+        f"```\n{OP}\n```",
         f"https://cloudaicompanion.googleapis.com/v1/{OP}",
         f"<https://cloudaicompanion.googleapis.com/v1/{OP}>",
         f"<https://cloudaicompanion.googleapis.com/v1/{OP}|{OP}>",
@@ -87,6 +91,43 @@ def test_bad_names_are_refused_with_the_expected_shape_and_nothing_is_sent(
     message = ephemeral(response.json())
     assert "projects/PROJECT/locations/LOCATION/operations/OPERATION" in message
     assert slack.state.calls_to("views.open") == []
+    assert google.state.requests == []
+
+
+@pytest.mark.parametrize(
+    ("text", "echoed", "reason"),
+    [
+        ("projects/shöp/locations/l/operations/o", "`projects/shöp/locations/l/operations/o`",
+         "it contains “ö” (U+00F6) at position 12; a name holds only ASCII letters"),
+        (f"{OP}\u200b", f"`{OP}\u200b`",
+         "it contains an invisible character (U+200B, zero width space) at position "
+         f"{len(OP) + 1}"),
+        ("projects/a&amp;b/locations/l/operations/o", "`projects/a&amp;b/locations/l/operations/o`",
+         "it contains “&amp;” (U+0026) at position 11"),
+        ("projects/" + "p" * 300 + "/locations/l/operations/o", "`projects/" + "p" * 110 + "…`",
+         "the project is longer than 128 characters"),
+        ("projects/p/locations/l", "`projects/p/locations/l`",
+         "it names a location, not one operation"),
+    ],
+)  # fmt: skip
+def test_a_refusal_repeats_what_was_typed_and_names_what_is_wrong(
+    running: RunningBot, google: OperationsStandIn, text: str, echoed: str, reason: str
+) -> None:
+    """Slack does not echo slash commands: several refusals must be told apart."""
+    message = ephemeral(running.driver.command(text, user=ONCALL).json())
+    assert message.startswith(f":warning: {echoed} is not an operation name I can use: {reason}")
+    assert f"Usage: `/cancel-op {EXPECTED_SHAPE}`" in message
+    assert google.state.requests == []
+
+
+@pytest.mark.parametrize("text", ["stauts " + OP, "op-123", "cancel it please"])
+def test_an_unknown_first_word_is_named_and_answered_with_the_whole_usage(
+    running: RunningBot, google: OperationsStandIn, text: str
+) -> None:
+    message = ephemeral(running.driver.command(text, user=ONCALL).json())
+    assert message.startswith(f":warning: I don't know `{text.split()[0]}`")
+    for usage in ("`/cancel-op status ", "`/cancel-op list ", f"`/cancel-op {EXPECTED_SHAPE}`"):
+        assert usage in message
     assert google.state.requests == []
 
 

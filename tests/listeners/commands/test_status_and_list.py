@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 import redis
 
 from bot.audit import AUDIT_STREAM
+from bot.names import EXPECTED_SHAPE
 from bot.standins.operations_api import OperationsStandIn
 from bot.standins.slack_api import SlackStandIn
 from tests.conftest import ONCALL, STRANGER, RunningBot
@@ -84,16 +86,77 @@ def test_list_pages_through_and_shows_a_screenful_with_cancel_buttons(
     assert len(google.state.requests_for(parent, "list")) == 3  # 100 + 100 + 50
 
 
-@pytest.mark.parametrize("parent", ["projects/staging-1/locations/us", "projects/prod-1"])
-def test_list_needs_the_list_permission_on_that_parent_and_a_parent_shape(
-    readers: RunningBot, slack: SlackStandIn, google: OperationsStandIn, parent: str
+def test_list_needs_the_list_permission_on_that_parent(
+    readers: RunningBot, slack: SlackStandIn, google: OperationsStandIn
 ) -> None:
-    response = readers.driver.command(f"list {parent}", user=ONCALL)
-    if response.text:
-        assert "projects/PROJECT/locations/LOCATION" in response.json()["text"]
-    else:
-        assert "cloudaicompanion.operations.list" in str(reply(slack)["text"])
+    readers.driver.command("list projects/staging-1/locations/us", user=ONCALL)
+    assert "cloudaicompanion.operations.list" in str(reply(slack)["text"])
     assert google.state.requests == []
+
+
+LIST_USAGE = (
+    "Usage: `/cancel-op list projects/PROJECT/locations/LOCATION`: running operations there"
+)
+STATUS_USAGE = f"Usage: `/cancel-op status NAME`: its current state (NAME is `{EXPECTED_SHAPE}`)"
+
+
+@pytest.mark.parametrize(
+    ("text", "said", "usage"),
+    [
+        ("list", "`/cancel-op list` needs a location.", LIST_USAGE),
+        ("LIST   ", "`/cancel-op list` needs a location.", LIST_USAGE),
+        ("list projects/shop-prod", "`projects/shop-prod` is not a location I can use: it does "
+         "not have the shape projects/PROJECT/locations/LOCATION.", LIST_USAGE),
+        (f"list {OP}", f"`{OP}` is not a location I can use: it names one operation", LIST_USAGE),
+        ("status", "`/cancel-op status` needs an operation name.", STATUS_USAGE),
+        ("status garbage", "`garbage` is not an operation name I can use: it does not have the "
+         f"shape {EXPECTED_SHAPE}.", STATUS_USAGE),
+        ("status projects/prod-1/locations/global",
+         "`projects/prod-1/locations/global` is not an operation name I can use: it names a "
+         "location, not one operation", STATUS_USAGE),
+    ],
+)  # fmt: skip
+def test_each_subcommands_mistake_gets_that_subcommands_usage(
+    readers: RunningBot, google: OperationsStandIn, text: str, said: str, usage: str
+) -> None:
+    message = str(readers.driver.command(text, user=ONCALL).json()["text"])
+    assert message.startswith(f":warning: {said}")
+    assert usage in message
+    assert message.count("Usage:") == 1  # only that subcommand's
+    assert google.state.requests == []
+
+
+def test_status_of_a_running_operation_shows_its_age_in_each_readers_zone(
+    readers: RunningBot, slack: SlackStandIn, google: OperationsStandIn
+) -> None:
+    created = datetime.now(UTC) - timedelta(minutes=47, seconds=10)
+    seed(google, create_time=created.isoformat().replace("+00:00", "Z"))
+    readers.driver.command(f"status {OP}", user=ONCALL)
+    answer = reply(slack)
+    shown = str(answer["blocks"])
+    token = f"<!date^{int(created.timestamp())}^{{date_short_pretty}} {{time}}|"
+    assert token + created.strftime("%Y-%m-%d %H:%M UTC>") + " (47 minutes ago)" in shown
+    assert "Running for 47 minutes" in str(answer["text"])
+
+
+def test_status_of_an_operation_that_failed_advises_on_what_it_left_not_a_retry(
+    readers: RunningBot, slack: SlackStandIn, google: OperationsStandIn
+) -> None:
+    seed(google, done=True, error={"code": 13, "message": "backend failure"})
+    readers.driver.command(f"status {OP}", user=ONCALL)
+    shown = str(reply(slack)["blocks"])
+    assert "INTERNAL" in shown and "The operation is over" in shown
+    assert "Try again" not in shown and "cancel it again" not in shown
+
+
+def test_a_failed_lookup_advises_asking_again(
+    readers: RunningBot, slack: SlackStandIn, google: OperationsStandIn
+) -> None:
+    seed(google)
+    google.state.script("GET", OP, 500, "INTERNAL", "backend failure")
+    readers.driver.command(f"status {OP}", user=ONCALL)
+    shown = str(reply(slack)["blocks"])
+    assert "INTERNAL" in shown and "*Next:* Ask me again in a minute" in shown
 
 
 def test_status_of_an_operation_done_without_a_result_says_so(
@@ -167,3 +230,14 @@ def test_status_and_list_refusals_are_audited(
         ("denied", ONCALL, "list", "cloudaicompanion.operations.list"),
         ("denied", STRANGER, "get", "cloudaicompanion.operations.get"),
     ]
+
+
+def test_list_says_how_long_each_operation_has_run(
+    readers: RunningBot, slack: SlackStandIn, google: OperationsStandIn
+) -> None:
+    created = datetime.now(UTC) - timedelta(hours=2, minutes=5, seconds=10)
+    seed(google, f"{PARENT}/operations/reindex", verb="reindex",
+         create_time=created.isoformat().replace("+00:00", "Z"))  # fmt: skip
+    readers.driver.command(f"list {PARENT}", user=ONCALL)
+    shown = str(reply(slack)["blocks"])
+    assert "reindex · " in shown and " · running for 2 hours 5 minutes" in shown
