@@ -43,6 +43,8 @@ def bot_process(command: str, tmp_path: Path, redis_url: str, slack_url: str,
         "PORT": str(free_port()),
         "POLL_INITIAL_SECONDS": "0.05",
         "POLL_MAX_SECONDS": "0.2",
+        # A post cut short whose pending mark could not be freed in time waits out a lease.
+        "WATCH_LEASE_SECONDS": "3",
     }
     log = open(tmp_path / f"{command}-{len(list(tmp_path.iterdir()))}.log", "wb")  # noqa: SIM115
     return subprocess.Popen([sys.executable, "-m", "bot", command], env=env, stdout=log,
