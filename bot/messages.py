@@ -369,12 +369,6 @@ def refusal_view(text: str) -> View:
     return _modal([_section(text)])
 
 
-def submitted_view(name: OperationName, channel: str) -> View:
-    return _modal(
-        [_section(f":outbox_tray: Cancel of `{name}` requested. Follow-ups go to <#{channel}>.")]
-    )
-
-
 # Channel and thread messages
 
 

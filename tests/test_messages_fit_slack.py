@@ -111,7 +111,6 @@ CASES: dict[str, Case] = {
         st.lists(names, min_size=2, max_size=30), users, channels)),
     "refusal_view": Case("view", st.builds(
         messages.refusal_view, st.builds(messages.denied_text, decisions, names))),
-    "submitted_view": Case("view", st.builds(messages.submitted_view, names, channels)),
     "request_message": Case("message", st.builds(messages.request_message, names, users)),
     "cancel_answer": Case("message", st.builds(messages.cancel_answer, st.none() | errors)),
     "outcome_blocks": Case("message", st.builds(

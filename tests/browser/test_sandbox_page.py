@@ -47,9 +47,7 @@ def confirm(page: Page, operation: SeededOperation) -> None:
     expect(dialog).to_contain_text(operation.operation_id)
     expect(dialog).to_contain_text("Running")
     dialog.locator("[data-modal=submit]").click()
-    expect(dialog).to_contain_text("requested. Follow-ups go to #prod-alerts")
-    dialog.locator("[data-modal=close]").click()
-    expect(dialog).to_have_count(0)
+    expect(dialog).to_have_count(0)  # closed: the alert's thread speaks from here
 
 
 def test_the_on_call_engineer_cancels_from_the_alert_in_two_clicks(

@@ -50,5 +50,10 @@ def confirm(running: RunningBot, view: dict[str, Any], user: str) -> dict[str, A
     return response.json() if response.text else {}
 
 
+def closed(ack: dict[str, Any]) -> bool:
+    """The confirmation closed: the cancel is queued and the thread speaks from here."""
+    return ack == {"response_action": "clear"}
+
+
 def view_text(view: dict[str, Any]) -> str:
     return str(view.get("blocks"))

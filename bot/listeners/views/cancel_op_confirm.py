@@ -48,7 +48,9 @@ async def cancel_op_confirm(
         text = messages.already_cancelling_text(name, submission.requester, submission.link)
         await ack(response_action="update", view=messages.refusal_view(text))
         return
-    await ack(response_action="update", view=messages.submitted_view(name, confirm.channel))
+    # Queued: the modal closes and the thread speaks from here (its first message says
+    # who asked to cancel what); a modal stays only for what the person must read.
+    await ack(response_action="clear")
     await services.audit.record(
         "confirmed", actor=user, operation=str(name), channel=confirm.channel, outcome="confirmed"
     )
