@@ -8,6 +8,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
+import redis.asyncio as aioredis
+
 DEFAULT_OPERATIONS_API_URL = "https://cloudaicompanion.googleapis.com/v1"
 DEFAULT_PORT = 3000
 
@@ -159,7 +161,19 @@ class _Reader:
         raw = self.text("REDIS_URL", "")
         if not raw:
             return None
-        if urlsplit(raw).scheme not in ("redis", "rediss", "unix"):
+        try:
+            scheme = urlsplit(raw).scheme
+            # Builds (without connecting) the connection the bot will use, so a bad port,
+            # db or query option is refused here rather than as a traceback later.
+            if scheme in ("redis", "rediss", "unix"):
+                aioredis.ConnectionPool.from_url(raw).make_connection()  # type: ignore[no-untyped-call]
+        except (ValueError, TypeError, aioredis.RedisError) as exc:
+            raise StartupError(
+                "REDIS_URL",
+                f"cannot be used ({type(exc).__name__}: {_without_password(str(exc), raw)})",
+                "Check its host, port, db and ?options (ssl_* options need rediss://)",
+            ) from None
+        if scheme not in ("redis", "rediss", "unix"):
             raise StartupError(
                 "REDIS_URL",
                 "is not a Redis URL",
@@ -191,3 +205,12 @@ def _check_range(name: str, raw: str, value: float, bounds: tuple[float, float])
         raise StartupError(
             name, f"{raw!r} is out of range", f"Set it to at least {low:g} and at most {high:g}"
         )
+
+
+def _without_password(message: str, url: str) -> str:
+    """An error message that may quote the URL, with its password taken out."""
+    try:
+        password = urlsplit(url).password
+    except ValueError:
+        password = None
+    return message.replace(password, "***") if password else message

@@ -163,11 +163,20 @@ async def _serve_socket_mode(
     from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
 
     handler = AsyncSocketModeHandler(bot.app, settings.slack_app_token)
-    await handler.connect_async()  # type: ignore[no-untyped-call]
-    log.info("serving over Socket Mode", extra={"port": settings.http_port})
-    if on_listening is not None:
-        on_listening()
-    await stop.wait()
+    # slack_sdk retries a connection Slack refuses for ever: SIGTERM must end that too.
+    connecting = asyncio.create_task(handler.connect_async())  # type: ignore[no-untyped-call]
+    stopping = asyncio.create_task(stop.wait())
+    await asyncio.wait((connecting, stopping), return_when=asyncio.FIRST_COMPLETED)
+    if not connecting.done():
+        connecting.cancel()
+        log.warning("stopped before Slack accepted the Socket Mode connection")
+    else:
+        stopping.cancel()
+        connecting.result()
+        log.info("serving over Socket Mode", extra={"port": settings.http_port})
+        if on_listening is not None:
+            on_listening()
+        await stop.wait()
     # A slow Slack must not hold the exit past the deadline of SIGTERM.
     with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(handler.close_async(), HTTP_SHUTDOWN_SECONDS)  # type: ignore[no-untyped-call]

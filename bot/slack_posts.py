@@ -24,6 +24,8 @@ FIRST_BACKOFF_SECONDS = 0.25
 # as plain text still tell the person what happened.
 _BLOCKS_REFUSED = frozenset({"invalid_blocks", "invalid_blocks_format"})
 _PENDING = "pending:"
+# Time to record Slack's answer after the call, within a post's pending mark.
+_RECORD_SECONDS = 2.0
 _FAILED = "failed:"
 
 
@@ -49,7 +51,6 @@ class OncePoster:
     ) -> None:
         self._slack = slack
         self._redis = store
-        self._lease_ms = lease_ms
         self._ttl = ttl_seconds
         self._budget = min(POST_BUDGET_SECONDS, lease_ms / 1000)
 
@@ -66,10 +67,11 @@ class OncePoster:
         existing = _posted(raw)
         if existing is not None:
             return existing
-        # The pending mark outlives the post's budget, so a worker that died mid-post
-        # only delays the message; it cannot block it for ever.
+        # The pending mark outlives the post's budget (its call cannot run longer) by a
+        # moment to record the answer, so a worker that died mid-post delays the message
+        # only that long; it cannot block it for ever.
         marker = f"{_PENDING}{uuid.uuid4().hex}"
-        pending_ms = self._lease_ms + int(self._budget * 1000)
+        pending_ms = int((self._budget + _RECORD_SECONDS) * 1000)
         if not await self._redis.set(key, marker, nx=True, px=pending_ms):
             raise PostInProgress(key)
         try:

@@ -185,6 +185,7 @@ class Watch:
     thread_ts: str = ""  # the thread of follow-ups
     polls: int = 0
     errors: int = 0  # consecutive failed polls
+    crashes: int = 0  # consecutive steps that crashed
     delay_ms: int = 0  # the current backoff ceiling
     status_text: str = ""  # what the status message says now; STATUS_GONE once it cannot be
     last_error: str = ""  # "CODE|message" of the latest failed poll, cleared by a good one

@@ -49,6 +49,13 @@ CLAIM_BATCH = 200
 IDLE_WAIT_MS = 500
 # Consecutive failed polls (other than "slow down") before the thread is told.
 MAX_POLL_ERRORS = 5
+# Another step holds a side effect's key (it is sending the cancel or a post): look again
+# this soon; the hold ends with that call's own deadline, not with a lease.
+IN_PROGRESS_RETRY_MS = 1_000
+# A step that crashed (a bug, an answer nothing expected) is tried again this soon, at most
+# this many times in a row, and never past the watch's deadline: then the watch ends.
+CRASH_RETRY_MS = 5_000
+MAX_CRASHES = 5
 # A status message appears only for operations still running after this long.
 STATUS_AFTER_MS = 30_000
 # Logged liveness figures cover this long.
@@ -221,9 +228,12 @@ class Watcher:
             try:
                 step = await self._step(claim, watch, now_ms)
             except PostInProgress:
-                step = _Again(watch, self._lease_ms)
+                step = _Again(watch, IN_PROGRESS_RETRY_MS)
             except _ClaimLost:
                 return
+            except Exception:
+                log.exception("watch step crashed", extra={"watch": claim.watch_id})
+                step = await self._after_crash(watch, now_ms)
             if isinstance(step, _Done):
                 await self.store.finish(claim, step.watch)
             else:
@@ -248,7 +258,20 @@ class Watcher:
             if not await self.store.checkpoint(claim, polled):
                 raise _ClaimLost(claim.token)
             watch = polled
-        return await self._end(watch, name)
+        try:
+            return await self._end(watch, name)
+        except PostInProgress:
+            return _Again(watch, IN_PROGRESS_RETRY_MS)  # keeps the checkpointed last word
+
+    async def _after_crash(self, watch: Watch, now_ms: int) -> _Again | _Done:
+        """A crashed step is tried again a few times within the deadline, then the watch
+        ends, so no bug or unreadable answer keeps a watch (and its cancel) going for ever."""
+        crashes = watch.crashes + 1
+        if crashes < MAX_CRASHES and now_ms - watch.started_ms < self._timeout_ms:
+            return _Again(watch.but(crashes=crashes), CRASH_RETRY_MS)
+        log.error("watch abandoned after repeated crashes", extra={"watch": watch.id})
+        await self._record_end(watch, "abandoned:step_crashed")
+        return _Done(watch)
 
     # Stage "cancel"
 
@@ -277,7 +300,7 @@ class Watcher:
             # it beside its successor. Held no longer than the call can take, so a
             # sender that died only delays the cancel.
             in_flight = posted_key(watch.id, "cancel:sending")
-            hold_ms = self._lease_ms + int(self._google_seconds * 1000)
+            hold_ms = int(self._google_seconds * 1000) + IN_PROGRESS_RETRY_MS
             if not await self.store.hold(in_flight, claim.token, hold_ms):
                 raise PostInProgress(in_flight)
             try:

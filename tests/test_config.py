@@ -72,3 +72,24 @@ def test_defaults_follow_the_design() -> None:
     assert (settings.poll_initial_seconds, settings.poll_multiplier) == (1.0, 1.5)
     assert settings.poll_max_seconds == 20
     assert settings.port is None and settings.http_port == 3000
+
+
+@pytest.mark.parametrize(
+    ("url", "words"),
+    [
+        ("redis://127.0.0.1:6379/0?socket_timeout=abc", "socket_timeout"),
+        ("redis://127.0.0.1:6379/0?db=x", "'db'"),
+        ("redis://127.0.0.1:abc/0", "Port"),
+        ("redis://:pw@[::1:1/0", "Invalid IPv6"),
+        ("rediss://:s3cret@127.0.0.1:6379/0?ssl_cert_reqs=bogus", "bogus"),
+        ("redis://127.0.0.1:6379/0?ssl_cert_reqs=none", "ssl_cert_reqs"),
+        ("http://127.0.0.1:6379/0", "is not a Redis URL"),
+    ],
+)
+def test_a_redis_url_the_client_cannot_use_is_refused_at_start_up(url: str, words: str) -> None:
+    """Checked before any connection, so a bad option is one line, not a traceback."""
+    with pytest.raises(StartupError) as refused:
+        Settings.from_env({**BASE, "REDIS_URL": url})
+    assert refused.value.setting == "REDIS_URL"
+    assert words in str(refused.value)
+    assert "s3cret" not in str(refused.value)

@@ -22,7 +22,7 @@ from bot.watch_store import Watch, WatchStore
 from tests.conftest import BOT_TOKEN, DEFAULT_ALLOWLIST, ONCALL
 from tests.slack_driver import wait_for
 
-Spawn = Callable[[], subprocess.Popen[bytes]]
+Spawn = Callable[..., subprocess.Popen[bytes]]
 
 
 @pytest.fixture
@@ -48,10 +48,10 @@ def spawn_worker(
     }
     workers: list[subprocess.Popen[bytes]] = []
 
-    def spawn() -> subprocess.Popen[bytes]:
+    def spawn(**settings: str) -> subprocess.Popen[bytes]:
         log = open(tmp_path / f"worker-{len(workers)}.log", "wb")  # noqa: SIM115
-        worker = subprocess.Popen([sys.executable, "-m", "bot", "worker"], env=env,
-                                  stdout=log, stderr=log)  # fmt: skip
+        worker = subprocess.Popen([sys.executable, "-m", "bot", "worker"],
+                                  env={**env, **settings}, stdout=log, stderr=log)  # fmt: skip
         workers.append(worker)
         return worker
 
@@ -99,6 +99,30 @@ def test_a_worker_killed_mid_watch_is_taken_over_with_one_final_message(
     assert len(messages_about(slack, name, "was cancelled")) == 1
     assert len([m for m in slack.state.messages if "accepted the cancel" in m.text]) == 1
     assert len(google.state.requests_for(name, "cancel")) == 1
+
+
+def test_a_worker_killed_while_sending_the_cancel_is_taken_over_within_a_lease(
+    spawn_worker: Spawn, slack: SlackStandIn, google: OperationsStandIn, redis_url: str
+) -> None:
+    """The cancel in flight holds its key only as long as the call can take, so the next
+    worker sends it once the lease is over, not a lease later."""
+    name = "projects/p/locations/l/operations/killed-while-cancelling"
+    google.state.add(FakeOperation(name, polls_until_done=10**6))
+    google.state.trickle[("POST", name)] = 5.0  # the first cancel hangs
+    lease = 6.0
+    first = spawn_worker(WATCH_LEASE_SECONDS=str(lease))
+    enqueue(redis_url, [name])
+    wait_for(lambda: google.state.requests_for(name, "cancel"), timeout=30, what="the cancel")
+    first.kill()
+    first.wait()
+    google.state.trickle.clear()
+    spawn_worker(WATCH_LEASE_SECONDS=str(lease))
+    wait_for(lambda: len(google.state.requests_for(name, "cancel")) == 2, timeout=30,
+             what="the next worker to send the cancel")  # fmt: skip
+    sent, resent = (r.started for r in google.state.requests_for(name, "cancel"))
+    assert resent - sent < lease + 2.0, f"resent {resent - sent:.1f} s later"
+    wait_for(lambda: [m for m in slack.state.messages if "accepted the cancel" in m.text],
+             what="Google's answer in the thread")  # fmt: skip
 
 
 def test_three_workers_share_100_watches_each_ended_once_never_polled_twice_at_once(
