@@ -251,8 +251,8 @@ class Bench:
         per_worker = " ".join(f"{pct(r['lags_ms'], 99):.0f}" for r in results)
         print(f"{workers:>7} {len(names):>8} {polls / seconds:>8.0f} {pct(lags, 50):>7.0f} "
               f"{pct(lags, 99):>7.0f} {max(lags, default=0):>7.0f} {cpu / seconds * 100:>6.0f}% "
-              f"{rss:>8.1f} {(redis_after - redis_before) / 2**20:>9.1f}  "
-              f"{per_worker}")  # fmt: skip
+              f"{rss:>8.1f} {(redis_after - redis_before) / 2**20:>9.1f} "
+              f"{cpu / max(polls, 1) * 1e6:>8.0f}  {per_worker}")  # fmt: skip
 
     def used_memory(self) -> int:
         return int(self.store.info("memory")["used_memory"])
@@ -321,7 +321,7 @@ def main() -> None:
         print(f"{os.cpu_count()} cores; lag measured after a {options.warmup:g} s warm-up, "
               f"over {options.seconds:g} s")  # fmt: skip
         print(f"{'workers':>7} {'watches':>8} {'polls/s':>8} {'lag p50':>7} {'p99 ms':>7} "
-              f"{'max ms':>7} {'CPU':>7} {'RSS MB':>8} {'Redis MB':>9}  "
+              f"{'max ms':>7} {'CPU':>7} {'RSS MB':>8} {'Redis MB':>9} {'µs/poll':>8}  "
               "p99 ms per worker")  # fmt: skip
         for workers in (int(w) for w in options.workers.split(",") if w):
             bench.load(workers, options.watches, options.seconds, options.warmup)
