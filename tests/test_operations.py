@@ -8,12 +8,11 @@ import logging
 from collections.abc import Callable, Coroutine, Iterator
 from typing import Any, TypeVar
 
-import httpx
+import aiohttp
 import pytest
 from aiohttp import web
 
 from bot.google_auth import AnonymousTokens
-from bot.http_transport import AiohttpTransport
 from bot.names import OperationName
 from bot.operations import OperationsClient, OperationsError, Outcome
 from bot.retry import RetryPolicy
@@ -28,9 +27,8 @@ NAME = OperationName("p", "l", "o")
 def call(base_url: str, make: Callable[[OperationsClient], Coroutine[Any, Any, T]],
          attempts: int = 1, read_timeout: float = 5.0) -> T:  # fmt: skip
     async def run() -> T:
-        transport = AiohttpTransport(max_connections=4)
-        timeout = httpx.Timeout(read_timeout, connect=1.0)
-        async with httpx.AsyncClient(transport=transport, timeout=timeout) as http:
+        timeout = aiohttp.ClientTimeout(total=None, connect=1.0, sock_read=read_timeout)
+        async with aiohttp.ClientSession(timeout=timeout) as http:
             client = OperationsClient(
                 http,
                 base_url,

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 
-import httpx
+import aiohttp
 import redis.asyncio as aredis
 from slack_sdk.web.async_client import AsyncWebClient
 
@@ -78,7 +78,8 @@ def test_a_lost_lease_stops_only_its_own_step_not_a_newer_step_of_the_same_watch
     async def scenario() -> tuple[bool, bool]:
         client = aredis.Redis.from_url(redis_url, decode_responses=True)
         store = WatchStore(client, active_ttl_ms=3_600_000)
-        google = OperationsClient(httpx.AsyncClient(), "http://127.0.0.1:9/v1", AnonymousTokens())
+        http = aiohttp.ClientSession()
+        google = OperationsClient(http, "http://127.0.0.1:9/v1", AnonymousTokens())
         poster = OncePoster(AsyncWebClient(), client, lease_ms=300, ttl_seconds=60)
         watcher = Watcher(store, poster, google, google, Audit(client), PollSchedule(),
                           watch_timeout_ms=60_000, lease_ms=300)  # fmt: skip
@@ -98,6 +99,7 @@ def test_a_lost_lease_stops_only_its_own_step_not_a_newer_step_of_the_same_watch
         await renewing
         cancelled = old_step.cancelled(), new_step.cancelled()
         new_step.cancel()
+        await http.close()
         await client.aclose()
         return cancelled
 
