@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 import redis.asyncio as redis
@@ -205,7 +205,9 @@ class Watch:
     summary: str = ""  # the final state in a few words, for the status message
 
     def to_json(self) -> str:
-        return json.dumps(asdict(self), separators=(",", ":"))
+        # Its fields are flat strings and numbers: vars() is the same dict as asdict(),
+        # without the recursive copy that was a twentieth of a worker's CPU.
+        return json.dumps(vars(self), separators=(",", ":"))
 
     @classmethod
     def from_json(cls, text: str) -> Watch:
