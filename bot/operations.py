@@ -197,9 +197,13 @@ class OperationsClient:
             except CredentialsError as exc:
                 raise OperationsError(RpcCode.UNAUTHENTICATED, str(exc)) from exc
             try:
+                # No redirects, as before: Google sends none, and a POST followed to another
+                # place could read as a cancel accepted.
                 async with (
                     self._in_flight,
-                    self._http.request(method, url, json=body, headers=headers) as response,
+                    self._http.request(
+                        method, url, json=body, headers=headers, allow_redirects=False
+                    ) as response,
                 ):
                     content = await response.read()
             except (aiohttp.ClientError, TimeoutError) as exc:

@@ -260,3 +260,29 @@ def test_a_timeout_says_so_in_plain_words(
     with pytest.raises(OperationsError) as failed:
         call(f"{google_server[1].url}/v1", lambda c: c.get(NAME), read_timeout=0.1)
     assert failed.value.message == "the Operations API did not answer in time"
+
+
+def test_a_redirected_cancel_is_not_followed_nor_taken_as_accepted() -> None:
+    followed: list[str] = []
+
+    async def make_app() -> web.Application:
+        async def redirect(request: web.Request) -> web.Response:
+            raise web.HTTPFound("/elsewhere")
+
+        async def elsewhere(request: web.Request) -> web.Response:
+            followed.append(request.method)
+            return web.json_response({})
+
+        app = web.Application()
+        app.router.add_route("*", "/elsewhere", elsewhere)
+        app.router.add_route("*", "/v1/{tail:.*}", redirect)
+        return app
+
+    server = BackgroundServer(make_app).start()
+    try:
+        with pytest.raises(OperationsError) as failed:
+            call(f"{server.url}/v1", lambda c: c.cancel(NAME))
+    finally:
+        server.stop()
+    assert failed.value.http_status == 302
+    assert followed == []
