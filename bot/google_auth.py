@@ -4,6 +4,8 @@ google-auth has no httpx transport, so `HttpxAuthRequest` implements its
 `transport.Request` over a synchronous httpx client; refreshes run in a thread. Finding
 the credentials (key file, gcloud's, workload identity federation, the metadata server of
 Cloud Run, GKE and GCE) goes over the same client, so it honours the proxy settings too.
+httpx serves only these refreshes, a few an hour: Operations API calls go over aiohttp, as
+httpx's client layer cost about 220 µs of CPU per request in bench/poller.py.
 """
 
 from __future__ import annotations

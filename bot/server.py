@@ -11,7 +11,6 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 
 import aiohttp
-import httpx
 import redis.asyncio as redis
 from aiohttp import web
 from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
@@ -23,7 +22,6 @@ from bot.app import build_app, build_services, build_watcher, connect_redis, sla
 from bot.config import Settings, StartupError
 from bot.google_auth import TokenSource
 from bot.health import health_app
-from bot.http_transport import AiohttpTransport
 from bot.metrics import SlackErrorCounter
 from bot.operations import MAX_IN_FLIGHT, OperationsClient
 from bot.proxies import EnvironmentProxies
@@ -50,12 +48,10 @@ async def connected(
     settings: Settings, redis_url: str, tokens: TokenSource
 ) -> AsyncIterator[Clients]:
     store = connect_redis(redis_url)
+    proxies = EnvironmentProxies()
     async with (
-        aiohttp.ClientSession(middlewares=(EnvironmentProxies().route,)) as slack_session,
-        httpx.AsyncClient(
-            timeout=httpx.Timeout(10.0, connect=5.0),
-            transport=AiohttpTransport(max_connections=MAX_IN_FLIGHT),
-        ) as http,
+        aiohttp.ClientSession(middlewares=(proxies.route,)) as slack_session,
+        google_session(proxies) as http,
     ):
         slack = slack_client(settings, slack_session)
         slack.retry_handlers.insert(0, SlackErrorCounter())  # sees every call before a retry
@@ -63,6 +59,19 @@ async def connected(
             yield Clients(store, slack, OperationsClient(http, settings.operations_api_url, tokens))
         finally:
             await store.aclose()
+
+
+def google_session(proxies: EnvironmentProxies) -> aiohttp.ClientSession:
+    """The Operations API's connections: one per call in flight, connect 5 s, read 10 s.
+
+    Proxies come from the middleware, never from trust_env, which stats and parses
+    ~/.netrc in a thread on every request.
+    """
+    return aiohttp.ClientSession(
+        connector=aiohttp.TCPConnector(limit=MAX_IN_FLIGHT),
+        timeout=aiohttp.ClientTimeout(total=None, connect=5.0, sock_read=10.0),
+        middlewares=(proxies.route,),
+    )
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,6 @@ import socket
 from collections.abc import Callable, Iterator
 
 import aiohttp
-import httpx
 import pytest
 import redis
 
@@ -264,7 +263,7 @@ def test_google_out_of_reach_while_watching_ends_the_watch_at_its_deadline(
 
         async def scenario() -> None:
             store = connect_redis(redis_url)
-            async with aiohttp.ClientSession() as session, httpx.AsyncClient() as http:
+            async with aiohttp.ClientSession() as session, aiohttp.ClientSession() as http:
                 # The cancel reaches Google; every poll after it finds the port closed.
                 watcher = Watcher(
                     WatchStore(store, active_ttl_ms=10_000),

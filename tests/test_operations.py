@@ -8,12 +8,11 @@ import logging
 from collections.abc import Callable, Coroutine, Iterator
 from typing import Any, TypeVar
 
-import httpx
+import aiohttp
 import pytest
 from aiohttp import web
 
 from bot.google_auth import AnonymousTokens
-from bot.http_transport import AiohttpTransport
 from bot.names import OperationName
 from bot.operations import OperationsClient, OperationsError, Outcome
 from bot.retry import RetryPolicy
@@ -28,9 +27,8 @@ NAME = OperationName("p", "l", "o")
 def call(base_url: str, make: Callable[[OperationsClient], Coroutine[Any, Any, T]],
          attempts: int = 1, read_timeout: float = 5.0) -> T:  # fmt: skip
     async def run() -> T:
-        transport = AiohttpTransport(max_connections=4)
-        timeout = httpx.Timeout(read_timeout, connect=1.0)
-        async with httpx.AsyncClient(transport=transport, timeout=timeout) as http:
+        timeout = aiohttp.ClientTimeout(total=None, connect=1.0, sock_read=read_timeout)
+        async with aiohttp.ClientSession(timeout=timeout) as http:
             client = OperationsClient(
                 http,
                 base_url,
@@ -262,3 +260,29 @@ def test_a_timeout_says_so_in_plain_words(
     with pytest.raises(OperationsError) as failed:
         call(f"{google_server[1].url}/v1", lambda c: c.get(NAME), read_timeout=0.1)
     assert failed.value.message == "the Operations API did not answer in time"
+
+
+def test_a_redirected_cancel_is_not_followed_nor_taken_as_accepted() -> None:
+    followed: list[str] = []
+
+    async def make_app() -> web.Application:
+        async def redirect(request: web.Request) -> web.Response:
+            raise web.HTTPFound("/elsewhere")
+
+        async def elsewhere(request: web.Request) -> web.Response:
+            followed.append(request.method)
+            return web.json_response({})
+
+        app = web.Application()
+        app.router.add_route("*", "/elsewhere", elsewhere)
+        app.router.add_route("*", "/v1/{tail:.*}", redirect)
+        return app
+
+    server = BackgroundServer(make_app).start()
+    try:
+        with pytest.raises(OperationsError) as failed:
+            call(f"{server.url}/v1", lambda c: c.cancel(NAME))
+    finally:
+        server.stop()
+    assert failed.value.http_status == 302
+    assert followed == []

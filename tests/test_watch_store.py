@@ -4,8 +4,9 @@ and what a repeated submission is told."""
 from __future__ import annotations
 
 import asyncio
+from typing import cast
 
-import httpx
+import aiohttp
 import redis.asyncio as aredis
 from slack_sdk.web.async_client import AsyncWebClient
 
@@ -14,7 +15,7 @@ from bot.google_auth import AnonymousTokens
 from bot.operations import OperationsClient
 from bot.polling import PollSchedule
 from bot.slack_posts import OncePoster
-from bot.watch_store import WATCHES_KEY, Watch, WatchStore
+from bot.watch_store import DUE_KEY, SAVE_BATCH, WATCHES_KEY, Watch, WatchStore
 from bot.watcher import Watcher
 from tests.conftest import ONCALL
 
@@ -78,7 +79,8 @@ def test_a_lost_lease_stops_only_its_own_step_not_a_newer_step_of_the_same_watch
     async def scenario() -> tuple[bool, bool]:
         client = aredis.Redis.from_url(redis_url, decode_responses=True)
         store = WatchStore(client, active_ttl_ms=3_600_000)
-        google = OperationsClient(httpx.AsyncClient(), "http://127.0.0.1:9/v1", AnonymousTokens())
+        http = aiohttp.ClientSession()
+        google = OperationsClient(http, "http://127.0.0.1:9/v1", AnonymousTokens())
         poster = OncePoster(AsyncWebClient(), client, lease_ms=300, ttl_seconds=60)
         watcher = Watcher(store, poster, google, google, Audit(client), PollSchedule(),
                           watch_timeout_ms=60_000, lease_ms=300)  # fmt: skip
@@ -98,9 +100,45 @@ def test_a_lost_lease_stops_only_its_own_step_not_a_newer_step_of_the_same_watch
         await renewing
         cancelled = old_step.cancelled(), new_step.cancelled()
         new_step.cancel()
+        await http.close()
         await client.aclose()
         return cancelled
 
     old_cancelled, new_cancelled = asyncio.run(scenario())
     assert old_cancelled
     assert not new_cancelled
+
+
+def test_saves_that_end_together_each_get_their_own_answer_and_a_lost_claim_changes_nothing(
+    redis_url: str,
+) -> None:
+    async def scenario() -> None:
+        client = aredis.Redis.from_url(redis_url, decode_responses=True)
+        store = WatchStore(client, active_ttl_ms=3_600_000)
+        lost_watch = Watch(store.new_id(), NAME, ONCALL, "C0CHANNEL", "", 0)
+        await store.enqueue(lost_watch)
+        [lost] = (await store.claim(10, lease_ms=1)).claims
+        await asyncio.sleep(0.01)  # that lease runs out: another worker takes the watch
+        [theirs] = (await store.claim(10, lease_ms=60_000)).claims
+        # More steps than one script call saves, so the saves go in several calls.
+        watches = [Watch(store.new_id(), f"{NAME}-{i}", ONCALL, "C0CHANNEL", "", 0)
+                   for i in range(SAVE_BATCH + 44)]  # fmt: skip
+        for watch in watches:
+            await store.enqueue(watch)
+        claims = {c.watch_id: c for c in (await store.claim(1000, lease_ms=60_000)).claims}
+        assert len(claims) == len(watches)
+        answers = await asyncio.gather(
+            store.save(lost, lost_watch.but(polls=7), delay_ms=0),
+            *(store.save(claims[w.id], w.but(polls=1), delay_ms=3_600_000) for w in watches),
+        )
+        stored = {str(k): str(v) for k, v in (await client.hgetall(WATCHES_KEY)).items()}
+        scores = await client.zrange(DUE_KEY, 0, -1, withscores=True)
+        due = dict(cast(list[tuple[str, float]], scores))
+        await client.aclose()
+        assert answers == [False] + [True] * len(watches)
+        assert Watch.from_json(stored[lost_watch.id]).polls == 0  # the other worker's watch
+        assert due[lost_watch.id] >= theirs.due_ms + 60_000  # still under the other's lease
+        assert all(Watch.from_json(stored[w.id]).polls == 1 for w in watches)
+        assert min(due[w.id] for w in watches) > max(c.due_ms for c in claims.values()) + 3_500_000
+
+    asyncio.run(scenario())

@@ -15,7 +15,6 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import aiohttp
-import httpx
 import pytest
 import redis
 import redis.asyncio as aredis
@@ -33,9 +32,10 @@ from bot.app import build_watcher, connect_redis, slack_client
 from bot.cancellation import Cancellations, CancelRequest
 from bot.config import Settings
 from bot.google_auth import AnonymousTokens
-from bot.http_transport import AiohttpTransport
 from bot.names import parse_operation_name
 from bot.operations import OperationsClient
+from bot.proxies import EnvironmentProxies
+from bot.server import google_session
 from bot.standins.operations_api import Behaviour, FakeOperation, OperationsStandIn
 from bot.standins.runner import BackgroundServer
 from bot.standins.slack_api import SlackFault, SlackStandIn
@@ -100,7 +100,7 @@ class World:
 
     redis: aredis.Redis
     session: aiohttp.ClientSession
-    http: httpx.AsyncClient
+    http: aiohttp.ClientSession  # Google's, as the bot opens it
     cancellations: Cancellations | None = None
     workers: list[Worker] = field(default_factory=list)
 
@@ -129,8 +129,7 @@ class PollerUnderFaults(RuleBasedStateMachine):
         world = World(
             connect_redis(parts.proxy.url),
             aiohttp.ClientSession(),
-            httpx.AsyncClient(timeout=httpx.Timeout(10.0, connect=5.0),
-                              transport=AiohttpTransport(max_connections=16)),
+            google_session(EnvironmentProxies()),
         )  # fmt: skip
         for _ in range(2):
             self._start_worker(world)
@@ -261,7 +260,7 @@ class PollerUnderFaults(RuleBasedStateMachine):
             task.cancel()
         if leftovers:
             await asyncio.wait(leftovers, timeout=5)
-        for closing in (self.world.http.aclose(), self.world.session.close(),
+        for closing in (self.world.http.close(), self.world.session.close(),
                         self.world.redis.aclose()):  # fmt: skip
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(5):
