@@ -77,8 +77,8 @@ def test_defaults_follow_the_design() -> None:
 @pytest.mark.parametrize(
     ("url", "words"),
     [
-        ("redis://127.0.0.1:6379/0?socket_timeout=abc", "socket_timeout"),
-        ("redis://127.0.0.1:6379/0?db=x", "'db'"),
+        ("redis://127.0.0.1:6379/0?socket_timeout=abc", "Invalid value for"),
+        ("redis://127.0.0.1:6379/0?db=x", "Invalid value for"),
         ("redis://127.0.0.1:abc/0", "Port"),
         ("redis://:pw@[::1:1/0", "Invalid IPv6"),
         ("rediss://:s3cret@127.0.0.1:6379/0?ssl_cert_reqs=bogus", "bogus"),
