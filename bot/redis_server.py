@@ -183,7 +183,11 @@ def socket_answers(socket_path: Path) -> bool:
     """True when a Redis server answers PING on this Unix socket."""
     if not socket_path.exists():
         return False
-    client = redis.Redis(unix_socket_path=str(socket_path), socket_timeout=1)
+    return answers(redis.Redis(unix_socket_path=str(socket_path), socket_timeout=1))
+
+
+def answers(client: redis.Redis) -> bool:
+    """True when this client's server answers PING; the client is closed after."""
     try:
         return bool(client.ping())
     except redis.RedisError:

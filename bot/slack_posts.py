@@ -14,6 +14,7 @@ from slack_sdk.web.async_slack_response import AsyncSlackResponse
 
 from bot.messages import Blocks
 from bot.slack_outcomes import SlackFailure, classify
+from bot.watch_store import RELEASE_IF_OURS
 
 # Tries of one Slack call, and the longest it may take in all (capped by the lease):
 # past either, the post is given up and its caller falls back to another place.
@@ -52,6 +53,7 @@ class OncePoster:
         self._slack = slack
         self._redis = store
         self._ttl = ttl_seconds
+        self._release = store.register_script(RELEASE_IF_OURS)
         self._budget = min(POST_BUDGET_SECONDS, lease_ms / 1000)
 
     async def post(
@@ -84,8 +86,7 @@ class OncePoster:
         except asyncio.CancelledError:
             # Cut short at shutdown (or a lost lease): free the key at once, so the watch's
             # next worker posts without waiting for the mark to expire.
-            if await self._redis.get(key) == marker:
-                await self._redis.delete(key)
+            await self._release(keys=[key], args=[marker])
             raise
         posted = (str(response.get("channel", channel)), str(response.get("ts", "")))
         await self._redis.set(key, " ".join(posted), ex=self._ttl)

@@ -165,9 +165,9 @@ redis.call('HSET', KEYS[2], ARGV[1], ARGV[3])
 return 1
 """
 
-# Release deletes a hold only while it is still ours: one that expired and was taken by
-# another step stays that step's.
-_RELEASE = """
+# Release deletes a hold (or a post's pending mark) only while it is still ours: one that
+# expired and was taken by another step stays that step's.
+RELEASE_IF_OURS = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0
 """
@@ -258,7 +258,7 @@ class WatchStore:
         self._set_link = client.register_script(_SET_LINK)
         self._hand_back = client.register_script(_HAND_BACK)
         self._checkpoint = client.register_script(_CHECKPOINT)
-        self._release = client.register_script(_RELEASE)
+        self._release = client.register_script(RELEASE_IF_OURS)
         # Saves wait here while one call is on its way, then go together in the next: one
         # Redis call per batch instead of one per poll, the poller's largest CPU cost.
         self._unsaved: list[tuple[list[str | int], asyncio.Future[bool]]] = []

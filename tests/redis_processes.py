@@ -21,7 +21,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from bot.redis_server import redis_server_binary
+from bot.redis_server import answers, redis_server_binary
 from tests.slack_driver import wait_for
 
 
@@ -65,13 +65,7 @@ def redis_process(
 def _answers(url: str | None) -> bool:
     if url is None:
         return False
-    client = redis.Redis.from_url(url, socket_timeout=1, socket_connect_timeout=1)
-    try:
-        return bool(client.ping())
-    except redis.RedisError:
-        return False
-    finally:
-        client.close()
+    return answers(redis.Redis.from_url(url, socket_timeout=1, socket_connect_timeout=1))
 
 
 def write_tls_files(directory: Path) -> tuple[Path, Path, Path]:
