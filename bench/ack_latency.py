@@ -92,9 +92,9 @@ def serve_ours(slack_url: str, google_url: str, redis_url: str, allowlist: str) 
     """cancel-op as `python -m bot serve` runs it, the poller included."""
     import socket
 
-    from bot.allowlist import load_allowlist
     from bot.config import Settings
-    from bot.google_auth import AnonymousTokens
+    from bot.google.credentials import AnonymousTokens
+    from bot.policy.allowlist import load_allowlist
     from bot.server import serve
 
     with socket.socket() as probe:
@@ -215,7 +215,7 @@ def main() -> None:
     if options.role == "ours":
         return serve_ours(*options.args)
 
-    from bot.redis_server import EmbeddedRedis
+    from bot.runtime.redis_server import EmbeddedRedis
 
     workdir = Path(tempfile.mkdtemp(prefix="co-bench-"))
     (workdir / "allowlist.yaml").write_text(ALLOWLIST)

@@ -39,7 +39,7 @@ import httpx
 import redis
 import redis.asyncio as aredis
 
-from bot.watch_store import DUE_KEY, ClaimBatch, Watch, WatchStore
+from bot.watch.store import DUE_KEY, ClaimBatch, Watch, WatchStore
 
 OP = "projects/bench/locations/us/operations/op-{:05d}"
 # Operations per seeding request: about 0.4 MiB of JSON.
@@ -92,8 +92,8 @@ def run_worker(seconds: float, warmup: float) -> None:
     """One `python -m bot worker` equivalent that reports its own figures at the end."""
     from bot.app import build_watcher
     from bot.config import Settings
-    from bot.google_auth import AnonymousTokens
-    from bot.logs import configure_logging
+    from bot.google.credentials import AnonymousTokens
+    from bot.runtime.logs import configure_logging
     from bot.server import connected
 
     settings = Settings.from_env(os.environ, needs_slack_requests=False)
@@ -321,7 +321,7 @@ def main() -> None:
     if options.role == "apicore":
         return run_api_core(options.args[0], options.args[1:])
 
-    from bot.redis_server import EmbeddedRedis
+    from bot.runtime.redis_server import EmbeddedRedis
 
     workdir = Path(tempfile.mkdtemp(prefix="co-bench-"))
     redis_server = EmbeddedRedis(workdir)

@@ -11,12 +11,12 @@ import signal
 import sys
 from collections.abc import MutableMapping, Sequence
 
-from bot.allowlist import Allowlist, AllowlistError, load_allowlist
 from bot.config import Settings, StartupError
-from bot.google_auth import AnonymousTokens, CredentialsError, GoogleTokens, TokenSource
-from bot.logs import configure_logging
-from bot.redis_server import EmbeddedRedis
-from bot.redis_startup import wait_for_redis
+from bot.google.credentials import AnonymousTokens, CredentialsError, GoogleTokens, TokenSource
+from bot.policy.allowlist import Allowlist, AllowlistError, load_allowlist
+from bot.runtime.logs import configure_logging
+from bot.runtime.redis_server import EmbeddedRedis
+from bot.runtime.redis_startup import wait_for_redis
 
 log = logging.getLogger("cancel_op")
 

@@ -18,18 +18,18 @@ from slack_sdk.http_retry.builtin_async_handlers import (
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot import listeners
-from bot.allowlist import Allowlist
-from bot.audit import Audit
-from bot.cancellation import Cancellations
 from bot.config import Settings
-from bot.confirmation import MetadataSigner
-from bot.operations import OperationsClient
-from bot.polling import PollSchedule
+from bot.google.operations import OperationsClient
+from bot.policy.allowlist import Allowlist
+from bot.policy.audit import Audit
 from bot.services import CONTEXT_KEY, Services
-from bot.slack_groups import SlackGroupDirectory
-from bot.slack_posts import OncePoster
-from bot.watch_store import WatchStore
-from bot.watcher import Watcher
+from bot.slack.confirmation import MetadataSigner
+from bot.slack.groups import SlackGroupDirectory
+from bot.slack.posts import OncePoster
+from bot.watch.poller import Watcher
+from bot.watch.schedule import PollSchedule
+from bot.watch.store import WatchStore
+from bot.watch.submission import Cancellations
 
 # Connections to Redis per process. Hundreds of watch steps share them: a step waits
 # for a free one (up to REDIS_POOL_WAIT_SECONDS) rather than failing its save, which

@@ -17,14 +17,14 @@ from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
 from slack_bolt.async_app import AsyncApp
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.allowlist import Allowlist
 from bot.app import build_app, build_services, build_watcher, connect_redis, slack_client
 from bot.config import Settings, StartupError
-from bot.google_auth import TokenSource
-from bot.health import health_app
-from bot.metrics import SlackErrorCounter
-from bot.operations import MAX_IN_FLIGHT, OperationsClient
-from bot.proxies import EnvironmentProxies
+from bot.google.credentials import TokenSource
+from bot.google.operations import MAX_IN_FLIGHT, OperationsClient
+from bot.policy.allowlist import Allowlist
+from bot.runtime.health import health_app
+from bot.runtime.metrics import SlackErrorCounter
+from bot.runtime.proxies import EnvironmentProxies
 from bot.services import Services
 
 log = logging.getLogger(__name__)

@@ -8,14 +8,14 @@ from typing import Any
 
 import redis.asyncio as redis
 
-from bot.allowlist import Allowlist, GroupDirectory
-from bot.audit import Audit
-from bot.cancellation import Cancellations
 from bot.config import Settings
-from bot.confirmation import MetadataSigner
-from bot.names import OperationName, parse_operation_name
-from bot.operations import OperationsClient
-from bot.watcher import Watcher
+from bot.google.operations import OperationsClient
+from bot.policy.allowlist import Allowlist, GroupDirectory
+from bot.policy.audit import Audit
+from bot.policy.names import OperationName, parse_operation_name
+from bot.slack.confirmation import MetadataSigner
+from bot.watch.poller import Watcher
+from bot.watch.submission import Cancellations
 
 CONTEXT_KEY = "cancel_op_services"
 

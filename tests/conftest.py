@@ -19,10 +19,10 @@ from aiohttp import web
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from bot.allowlist import Allowlist, parse_allowlist
 from bot.config import Settings
-from bot.google_auth import AnonymousTokens, TokenSource
-from bot.redis_server import EmbeddedRedis
+from bot.google.credentials import AnonymousTokens, TokenSource
+from bot.policy.allowlist import Allowlist, parse_allowlist
+from bot.runtime.redis_server import EmbeddedRedis
 from bot.server import Bot, running_bot, web_app
 from bot.standins.operations_api import OperationsStandIn
 from bot.standins.runner import BackgroundServer

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import redis
 
-from bot.audit import AUDIT_STREAM
+from bot.policy.audit import AUDIT_STREAM
 from bot.standins.operations_api import OperationsStandIn
 from bot.standins.slack_api import Message, SlackStandIn
-from bot.watch_store import DUE_KEY, PREFIX, WATCHES_KEY
+from bot.watch.store import DUE_KEY, PREFIX, WATCHES_KEY
 
 # Words only a watch's last message says (the final state, the timeout, lost track).
 LAST_WORDS = ("was cancelled", "despite the cancellation", " failed ", "still running after",

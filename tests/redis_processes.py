@@ -21,7 +21,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from bot.redis_server import answers, redis_server_binary
+from bot.runtime.redis_server import answers, redis_server_binary
 from tests.slack_driver import wait_for
 
 

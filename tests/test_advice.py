@@ -9,10 +9,10 @@ from typing import Any
 
 import pytest
 
-from bot import messages
-from bot.names import OperationName
-from bot.operations import Operation, OperationError, OperationsError
-from bot.rpc import Place, RpcCode
+from bot.google.operations import Operation, OperationError, OperationsError
+from bot.google.rpc import Place, RpcCode
+from bot.policy.names import OperationName
+from bot.slack import messages
 
 NAME = OperationName("prod-1", "global", "op-123")
 

@@ -7,9 +7,15 @@ from pathlib import Path
 
 import pytest
 
-import bot.allowlist
-from bot.allowlist import Action, AllowlistError, GroupLookupError, load_allowlist, parse_allowlist
-from bot.names import OperationName
+import bot.policy.allowlist
+from bot.policy.allowlist import (
+    Action,
+    AllowlistError,
+    GroupLookupError,
+    load_allowlist,
+    parse_allowlist,
+)
+from bot.policy.names import OperationName
 
 NAME = OperationName("prod-1", "us-central1", "op-1")
 
@@ -178,7 +184,7 @@ def test_group_lookups_run_at_once() -> None:
 def test_a_group_not_answered_within_the_budget_is_not_membership(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(bot.allowlist, "GROUP_LOOKUP_BUDGET_SECONDS", 0.1)
+    monkeypatch.setattr(bot.policy.allowlist, "GROUP_LOOKUP_BUDGET_SECONDS", 0.1)
     groups = SlowGroups({"S1": frozenset(), "S2": frozenset({"U1"})}, {"S2": 30.0})
     policy = parse_allowlist(TWO_GROUPS, "cloudaicompanion")
     decision = asyncio.run(policy.check(Action.CANCEL, "U1", NAME, "C1", groups))
@@ -189,7 +195,7 @@ def test_a_group_not_answered_within_the_budget_is_not_membership(
 def test_one_group_answering_yes_is_enough_while_another_is_still_slow(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(bot.allowlist, "GROUP_LOOKUP_BUDGET_SECONDS", 5.0)
+    monkeypatch.setattr(bot.policy.allowlist, "GROUP_LOOKUP_BUDGET_SECONDS", 5.0)
     groups = SlowGroups({"S1": frozenset(), "S2": frozenset({"U1"})}, {"S1": 30.0})
     assert allowed(TWO_GROUPS, Action.CANCEL, "U1", groups=groups)
 

@@ -16,7 +16,7 @@ import pytest
 import redis
 
 from bot.config import StartupError
-from bot.redis_server import EmbeddedRedis, redis_server_binary, socket_answers
+from bot.runtime.redis_server import EmbeddedRedis, redis_server_binary, socket_answers
 from tests import test_startup
 from tests.slack_driver import wait_for
 from tests.test_startup import base_env, free_port, healthz, run_bot, start, stop
@@ -100,7 +100,7 @@ def test_an_owner_killed_with_sigkill_leaves_no_stale_claim(workdir: Path) -> No
     data_dir = workdir / "data"
     owner = subprocess.Popen(
         [sys.executable, "-c", "import sys, time; from pathlib import Path; "
-         "from bot.redis_server import EmbeddedRedis; "
+         "from bot.runtime.redis_server import EmbeddedRedis; "
          "EmbeddedRedis(Path(sys.argv[1])).start(); print('up', flush=True); time.sleep(600)",
          str(data_dir)],
         stdout=subprocess.PIPE, text=True,

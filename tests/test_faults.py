@@ -12,22 +12,22 @@ import aiohttp
 import pytest
 import redis
 
-import bot.watcher
+import bot.watch.poller
 from bot.app import connect_redis, slack_client
-from bot.audit import Audit
-from bot.cancellation import Cancellations, CancelRequest
 from bot.config import Settings
-from bot.google_auth import AnonymousTokens
-from bot.names import parse_operation_name
-from bot.operations import OperationsClient
-from bot.polling import PollSchedule
-from bot.redis_server import EmbeddedRedis
-from bot.slack_posts import OncePoster
+from bot.google.credentials import AnonymousTokens
+from bot.google.operations import OperationsClient
+from bot.policy.audit import Audit
+from bot.policy.names import parse_operation_name
+from bot.runtime.redis_server import EmbeddedRedis
+from bot.slack.posts import OncePoster
 from bot.standins.operations_api import OperationsStandIn
 from bot.standins.runner import BackgroundServer
 from bot.standins.slack_api import SlackFault, SlackStandIn
-from bot.watch_store import WatchStore
-from bot.watcher import Watcher
+from bot.watch.poller import Watcher
+from bot.watch.schedule import PollSchedule
+from bot.watch.store import WatchStore
+from bot.watch.submission import Cancellations, CancelRequest
 from tests.conftest import ONCALL, ROTATION_MEMBER, RunningBot, bot_env
 from tests.faults import POSTING, audit_entries, cancels_sent, last_words, watches_left
 from tests.listeners.flow import OP, closed, confirm, open_modal, seed, shown_modal, view_text
@@ -118,7 +118,7 @@ def test_a_deleted_status_message_is_skipped_and_the_watch_ends(
     redis_url: str,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(bot.watcher, "STATUS_AFTER_MS", 0)
+    monkeypatch.setattr(bot.watch.poller, "STATUS_AFTER_MS", 0)
     operation = seed(google, polls_until_done=10**6, status_message="Indexing 10%")
     requested(faulty_bot, open_modal(faulty_bot, slack, ONCALL))
     status = wait_for(

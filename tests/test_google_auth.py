@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.google_auth import GoogleTokens
+from bot.google.credentials import GoogleTokens
 from bot.standins.operations_api import OperationsStandIn
 from bot.standins.runner import BackgroundServer
 from bot.standins.slack_api import SlackStandIn

@@ -16,7 +16,7 @@ import pytest
 import redis
 from prometheus_client.parser import text_string_to_metric_families
 
-import bot.health
+import bot.runtime.health
 from bot.standins.operations_api import OperationsStandIn
 from bot.standins.runner import BackgroundServer
 from bot.standins.slack_api import SlackStandIn
@@ -93,7 +93,7 @@ def test_a_full_redis_makes_healthz_503_with_the_reason(
 def test_a_read_only_replica_and_a_stalled_poller_make_healthz_503_with_the_reasons(
     tmp_path: Path, start_bot: Callable[..., RunningBot], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(bot.health, "LOOP_STALE_SECONDS", 1.0)  # instead of waiting 30 s
+    monkeypatch.setattr(bot.runtime.health, "LOOP_STALE_SECONDS", 1.0)  # instead of waiting 30 s
     first, other = free_port(), free_port()
     with (
         redis_process(tmp_path / "first", "--port", str(first), "--bind", "127.0.0.1",

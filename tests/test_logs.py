@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.logs import JsonFormatter
+from bot.runtime.logs import JsonFormatter
 from bot.standins.runner import BackgroundServer
 from bot.standins.slack_api import SlackStandIn
 from tests.bot_process import BotProcess

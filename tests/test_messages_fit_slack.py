@@ -15,13 +15,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bot import messages
-from bot.allowlist import Decision
-from bot.confirmation import ConfirmContext, MetadataSigner
-from bot.names import OperationName, OperationParent
-from bot.operations import Operation, OperationError, OperationsError
-from bot.rpc import Place, RpcCode
-from bot.slack_limits import message_problems, view_problems
+from bot.google.operations import Operation, OperationError, OperationsError
+from bot.google.rpc import Place, RpcCode
+from bot.policy.allowlist import Decision
+from bot.policy.names import OperationName, OperationParent
+from bot.slack import messages
+from bot.slack.confirmation import ConfirmContext, MetadataSigner
+from bot.slack.limits import message_problems, view_problems
 
 # Outside text that would become a mention or a link if it were not escaped.
 HOSTILE = ("<!channel>", "<@U0EVIL>", "<http://evil.example|click>", "&lt;")

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bot.names import InvalidName, OperationName, parse_operation_name, parse_parent
+from bot.policy.names import InvalidName, OperationName, parse_operation_name, parse_parent
 
 BASE = "http://127.0.0.1:9/v1"
 SEGMENT_CHARS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-._~"

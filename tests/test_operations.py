@@ -12,11 +12,11 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from bot.google_auth import AnonymousTokens
-from bot.names import OperationName
-from bot.operations import OperationsClient, OperationsError, Outcome
-from bot.retry import RetryPolicy
-from bot.rpc import RpcCode
+from bot.google.credentials import AnonymousTokens
+from bot.google.operations import OperationsClient, OperationsError, Outcome
+from bot.google.retry import RetryPolicy
+from bot.google.rpc import RpcCode
+from bot.policy.names import OperationName
 from bot.standins.operations_api import FakeOperation, OperationsStandIn
 from bot.standins.runner import BackgroundServer
 
@@ -241,7 +241,7 @@ def test_transport_errors_keep_addresses_and_exceptions_out_of_the_message(
     # Refused, and TLS spoken to a plain-HTTP server: both fail before any answer.
     for base_url in ("http://127.0.0.1:1/v1", f"https://127.0.0.1:{port}/v1"):
         with (
-            caplog.at_level(logging.WARNING, logger="bot.operations"),
+            caplog.at_level(logging.WARNING, logger="bot.google.operations"),
             pytest.raises(OperationsError) as failed,
         ):
             call(base_url, lambda c: c.get(NAME))

@@ -15,7 +15,7 @@ import aiohttp
 import pytest
 import yarl
 
-from bot.proxies import EnvironmentProxies
+from bot.runtime.proxies import EnvironmentProxies
 from bot.standins.operations_api import OperationsStandIn
 from bot.standins.runner import BackgroundServer
 from bot.standins.slack_api import SlackStandIn

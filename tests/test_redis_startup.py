@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.redis_startup import redacted_url
+from bot.runtime.redis_startup import redacted_url
 from tests.redis_processes import (
     SilentServer,
     free_port,

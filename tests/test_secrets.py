@@ -8,8 +8,8 @@ from collections.abc import Callable
 
 import pytest
 
-from bot.google_auth import GoogleTokens
-from bot.logs import JsonFormatter
+from bot.google.credentials import GoogleTokens
+from bot.runtime.logs import JsonFormatter
 from bot.standins.operations_api import OperationsStandIn
 from bot.standins.slack_api import SlackStandIn
 from tests.conftest import BOT_TOKEN, ONCALL, SIGNING_SECRET, RunningBot

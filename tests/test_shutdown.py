@@ -16,7 +16,7 @@ import redis
 from bot.standins.operations_api import FakeOperation, OperationsStandIn
 from bot.standins.runner import BackgroundServer
 from bot.standins.slack_api import SlackStandIn
-from bot.watch_store import CLAIMS_KEY, DUE_KEY, WATCHES_KEY, Watch, WatchStore, posted_key
+from bot.watch.store import CLAIMS_KEY, DUE_KEY, WATCHES_KEY, Watch, WatchStore, posted_key
 from tests.conftest import BOT_TOKEN, DEFAULT_ALLOWLIST, ONCALL, SIGNING_SECRET
 from tests.redis_processes import SilentServer, free_port
 from tests.slack_driver import wait_for

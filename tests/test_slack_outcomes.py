@@ -9,8 +9,8 @@ import pytest
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.slack_outcomes import SlackFailure, classify
-from bot.slack_posts import slack_error
+from bot.slack.outcomes import SlackFailure, classify
+from bot.slack.posts import slack_error
 from bot.standins.runner import BackgroundServer
 from bot.standins.slack_api import SlackFault, SlackStandIn
 from tests.conftest import BOT_TOKEN

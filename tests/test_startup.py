@@ -15,7 +15,7 @@ import httpx
 import pytest
 import redis
 
-from bot.redis_server import socket_answers
+from bot.runtime.redis_server import socket_answers
 from bot.standins.runner import BackgroundServer
 from bot.standins.slack_api import SlackStandIn
 from tests.conftest import BOT_TOKEN, DEFAULT_ALLOWLIST, SIGNING_SECRET

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bot.times import duration_text, parse_timestamp, slack_date, utc_text
+from bot.slack.times import duration_text, parse_timestamp, slack_date, utc_text
 
 
 @pytest.mark.parametrize(

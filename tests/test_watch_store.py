@@ -10,13 +10,13 @@ import aiohttp
 import redis.asyncio as aredis
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.audit import Audit
-from bot.google_auth import AnonymousTokens
-from bot.operations import OperationsClient
-from bot.polling import PollSchedule
-from bot.slack_posts import OncePoster
-from bot.watch_store import DUE_KEY, SAVE_BATCH, WATCHES_KEY, Watch, WatchStore
-from bot.watcher import Watcher
+from bot.google.credentials import AnonymousTokens
+from bot.google.operations import OperationsClient
+from bot.policy.audit import Audit
+from bot.slack.posts import OncePoster
+from bot.watch.poller import Watcher
+from bot.watch.schedule import PollSchedule
+from bot.watch.store import DUE_KEY, SAVE_BATCH, WATCHES_KEY, Watch, WatchStore
 from tests.conftest import ONCALL
 
 NAME = "projects/prod-1/locations/global/operations/op-lease"

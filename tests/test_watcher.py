@@ -8,8 +8,8 @@ from collections.abc import Callable
 
 import pytest
 
-import bot.watcher
-from bot.redis_server import EmbeddedRedis
+import bot.watch.poller
+from bot.runtime.redis_server import EmbeddedRedis
 from bot.standins.operations_api import Behaviour, OperationsStandIn
 from bot.standins.slack_api import Message, SlackStandIn
 from tests.conftest import ONCALL, ROTATION_MEMBER, RunningBot
@@ -102,7 +102,7 @@ def test_one_status_message_is_kept_up_to_date(
     google: OperationsStandIn,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(bot.watcher, "STATUS_AFTER_MS", 0)
+    monkeypatch.setattr(bot.watch.poller, "STATUS_AFTER_MS", 0)
     operation = seed(google, polls_until_done=10**6)
     operation.status_message = "Indexing 10%"
     cancel(fast_bot, slack)
@@ -189,12 +189,12 @@ def test_an_operation_google_keeps_failing_to_read_is_reported_once_and_dropped(
 ) -> None:
     seed(google, polls_until_done=10**6)
     view = open_modal(fast_bot, slack, ONCALL)
-    for _ in range(bot.watcher.MAX_POLL_ERRORS):
+    for _ in range(bot.watch.poller.MAX_POLL_ERRORS):
         google.state.script("GET", OP, 404, "NOT_FOUND", "gone")
     confirm(fast_bot, view, ONCALL)
     final = thread_of(slack, 3)[2]
     assert "lost track" in final.text and "NOT_FOUND" in rendered(final)
     wait_for(lambda: fast_bot.bot.services.watcher.snapshot()["in_flight"] == 0)
     polls = len(google.state.requests_for(OP))
-    assert polls == 1 + bot.watcher.MAX_POLL_ERRORS  # the modal's read, then the failures
+    assert polls == 1 + bot.watch.poller.MAX_POLL_ERRORS  # the modal's read, then the failures
     assert len(slack.state.messages) == 3

@@ -29,17 +29,17 @@ from hypothesis.stateful import (
 )
 
 from bot.app import build_watcher, connect_redis, slack_client
-from bot.cancellation import Cancellations, CancelRequest
 from bot.config import Settings
-from bot.google_auth import AnonymousTokens
-from bot.names import parse_operation_name
-from bot.operations import OperationsClient
-from bot.proxies import EnvironmentProxies
+from bot.google.credentials import AnonymousTokens
+from bot.google.operations import OperationsClient
+from bot.policy.names import parse_operation_name
+from bot.runtime.proxies import EnvironmentProxies
 from bot.server import google_session
 from bot.standins.operations_api import Behaviour, FakeOperation, OperationsStandIn
 from bot.standins.runner import BackgroundServer
 from bot.standins.slack_api import SlackFault, SlackStandIn
-from bot.watcher import Watcher
+from bot.watch.poller import Watcher
+from bot.watch.submission import Cancellations, CancelRequest
 from tests.conftest import ONCALL, bot_env
 from tests.faults import POSTING, cancels_sent, last_words, watches_left
 from tests.redis_proxy import RedisProxy

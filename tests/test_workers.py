@@ -18,7 +18,7 @@ import redis.asyncio as aredis
 from bot.standins.operations_api import FakeOperation, OperationsStandIn
 from bot.standins.runner import BackgroundServer
 from bot.standins.slack_api import Message, SlackStandIn
-from bot.watch_store import Watch, WatchStore
+from bot.watch.store import Watch, WatchStore
 from tests.conftest import BOT_TOKEN, DEFAULT_ALLOWLIST, ONCALL
 from tests.slack_driver import wait_for
 

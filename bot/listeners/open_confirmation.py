@@ -12,12 +12,12 @@ from collections.abc import Awaitable, Callable
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot import messages
-from bot.confirm_modal import confirm_if_allowed
-from bot.confirmation import ConfirmContext
-from bot.names import OperationName
+from bot.listeners.confirm_modal import confirm_if_allowed
+from bot.policy.names import OperationName
 from bot.services import Services
-from bot.slack_posts import slack_error
+from bot.slack import messages
+from bot.slack.confirmation import ConfirmContext
+from bot.slack.posts import slack_error
 
 log = logging.getLogger(__name__)
 

@@ -21,11 +21,11 @@ from types import FrameType
 
 from aiohttp import web
 
-from bot.allowlist import load_allowlist
 from bot.config import Settings, StartupError
-from bot.google_auth import AnonymousTokens
-from bot.logs import JsonFormatter
-from bot.redis_server import EmbeddedRedis
+from bot.google.credentials import AnonymousTokens
+from bot.policy.allowlist import load_allowlist
+from bot.runtime.logs import JsonFormatter
+from bot.runtime.redis_server import EmbeddedRedis
 from bot.sandbox import workspace
 from bot.sandbox.page import SandboxPage
 from bot.server import EVENTS_PATH, serve

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from bot.listeners.shortcuts import SHORTCUT_CALLBACK_ID
-from bot.messages import CANCEL_ACTION_ID
+from bot.slack.messages import CANCEL_ACTION_ID
 from bot.standins.operations_api import Behaviour
 from bot.standins.slack_api import BOT_USER
 

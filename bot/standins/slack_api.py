@@ -24,7 +24,7 @@ from urllib.parse import parse_qsl
 
 from aiohttp import WSMsgType, web
 
-from bot.slack_limits import message_problems, view_problems
+from bot.slack.limits import message_problems, view_problems
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,7 @@ from slack_bolt.async_app import AsyncApp
 
 from bot.listeners.actions.cancel_op import cancel_op
 from bot.listeners.actions.cancel_op_pick import cancel_op_pick
-from bot.messages import CANCEL_ACTION_ID, PICK_ACTION_ID
+from bot.slack.messages import CANCEL_ACTION_ID, PICK_ACTION_ID
 
 
 def register(app: AsyncApp) -> None:

@@ -12,11 +12,11 @@ from slack_bolt.context.ack.async_ack import AsyncAck
 from slack_bolt.context.respond.async_respond import AsyncRespond
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot import messages
-from bot.confirmation import ConfirmContext
 from bot.listeners.open_confirmation import open_confirmation
-from bot.names import InvalidName
+from bot.policy.names import InvalidName
 from bot.services import services_of
+from bot.slack import messages
+from bot.slack.confirmation import ConfirmContext
 
 
 async def cancel_op(

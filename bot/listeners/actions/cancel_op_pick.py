@@ -12,11 +12,11 @@ from typing import Any
 from slack_bolt.context.ack.async_ack import AsyncAck
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot import messages
-from bot.confirm_modal import confirm_if_allowed
-from bot.confirmation import TamperedMetadata
-from bot.names import InvalidName
+from bot.listeners.confirm_modal import confirm_if_allowed
+from bot.policy.names import InvalidName
 from bot.services import services_of
+from bot.slack import messages
+from bot.slack.confirmation import TamperedMetadata
 
 
 async def cancel_op_pick(

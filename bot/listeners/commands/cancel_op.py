@@ -9,13 +9,13 @@ from slack_bolt.context.ack.async_ack import AsyncAck
 from slack_bolt.context.respond.async_respond import AsyncRespond
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot import messages
-from bot.allowlist import Action
-from bot.confirmation import ConfirmContext
+from bot.google.operations import OperationsError
 from bot.listeners.open_confirmation import open_confirmation
-from bot.names import InvalidName, OperationName, OperationParent, parse_parent
-from bot.operations import OperationsError
+from bot.policy.allowlist import Action
+from bot.policy.names import InvalidName, OperationName, OperationParent, parse_parent
 from bot.services import Services, services_of
+from bot.slack import messages
+from bot.slack.confirmation import ConfirmContext
 
 _WORD = re.compile(r"[\w-]+")
 

@@ -10,13 +10,13 @@ from slack_bolt.context.respond.async_respond import AsyncRespond
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot import messages
-from bot.allowlist import Action
-from bot.confirmation import ConfirmContext
 from bot.listeners.message_text import message_texts
 from bot.listeners.open_confirmation import Reply, cannot_open, open_confirmation
-from bot.names import OperationName, find_operation_names
+from bot.policy.allowlist import Action
+from bot.policy.names import OperationName, find_operation_names
 from bot.services import Services, services_of
+from bot.slack import messages
+from bot.slack.confirmation import ConfirmContext
 
 
 async def cancel_op_from_message(

@@ -3,7 +3,7 @@ from __future__ import annotations
 from slack_bolt.async_app import AsyncApp
 
 from bot.listeners.views.cancel_op_confirm import cancel_op_confirm
-from bot.messages import CONFIRM_CALLBACK_ID
+from bot.slack.messages import CONFIRM_CALLBACK_ID
 
 
 def register(app: AsyncApp) -> None:

@@ -7,12 +7,12 @@ from typing import Any
 import redis.asyncio as redis
 from slack_bolt.context.ack.async_ack import AsyncAck
 
-from bot import messages
-from bot.allowlist import Action
-from bot.cancellation import CancelRequest
-from bot.confirmation import TamperedMetadata
-from bot.names import InvalidName
+from bot.policy.allowlist import Action
+from bot.policy.names import InvalidName
 from bot.services import Services, services_of
+from bot.slack import messages
+from bot.slack.confirmation import TamperedMetadata
+from bot.watch.submission import CancelRequest
 
 
 async def cancel_op_confirm(

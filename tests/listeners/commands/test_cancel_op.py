@@ -7,8 +7,8 @@ from collections.abc import Callable
 import httpx
 import pytest
 
-import bot.confirm_modal
-from bot.names import EXPECTED_SHAPE
+import bot.listeners.confirm_modal
+from bot.policy.names import EXPECTED_SHAPE
 from bot.standins.operations_api import OperationsStandIn
 from bot.standins.slack_api import SlackStandIn
 from tests.conftest import ONCALL, ROTATION, ROTATION_MEMBER, STRANGER, RunningBot
@@ -256,7 +256,9 @@ def test_a_lookup_google_is_slow_to_answer_ends_in_the_modal_and_offers_no_cance
     google: OperationsStandIn,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(bot.confirm_modal, "LOOKUP_DEADLINE_SECONDS", 0.3)  # instead of 8 s
+    monkeypatch.setattr(
+        bot.listeners.confirm_modal, "LOOKUP_DEADLINE_SECONDS", 0.3
+    )  # instead of 8 s
     seed(google)
     google.state.latency_seconds = 5.0
     view = open_modal(running, slack, ONCALL)

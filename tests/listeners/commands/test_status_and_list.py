@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 import redis
 
-from bot.audit import AUDIT_STREAM
-from bot.names import EXPECTED_SHAPE
+from bot.policy.audit import AUDIT_STREAM
+from bot.policy.names import EXPECTED_SHAPE
 from bot.standins.operations_api import OperationsStandIn
 from bot.standins.slack_api import SlackStandIn
 from tests.conftest import ONCALL, STRANGER, RunningBot

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 import redis
 
-from bot.audit import AUDIT_STREAM
+from bot.policy.audit import AUDIT_STREAM
 from bot.standins.operations_api import OperationsStandIn
 from bot.standins.slack_api import SlackStandIn
 from tests.conftest import ONCALL, STRANGER, RunningBot

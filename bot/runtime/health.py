@@ -13,9 +13,9 @@ from typing import Any
 import redis.asyncio as redis
 from aiohttp import web
 
-from bot import metrics
-from bot.watch_store import WATCHES_KEY
-from bot.watcher import Watcher
+from bot.runtime import metrics
+from bot.watch.poller import Watcher
+from bot.watch.store import WATCHES_KEY
 
 HEALTH_PATH = "/healthz"
 METRICS_PATH = "/metrics"

@@ -19,11 +19,11 @@ from urllib.parse import quote
 
 import aiohttp
 
-from bot import metrics
-from bot.google_auth import CredentialsError, TokenSource
-from bot.names import InvalidName, OperationName, OperationParent, parse_operation_name
-from bot.retry import RetryPolicy, parse_retry_after
-from bot.rpc import RpcCode
+from bot.google.credentials import CredentialsError, TokenSource
+from bot.google.retry import RetryPolicy, parse_retry_after
+from bot.google.rpc import RpcCode
+from bot.policy.names import InvalidName, OperationName, OperationParent, parse_operation_name
+from bot.runtime import metrics
 
 log = logging.getLogger(__name__)
 

@@ -9,7 +9,7 @@ from collections.abc import Mapping
 
 import redis.asyncio as redis
 
-from bot.watch_store import Claim, WatchStore
+from bot.watch.store import Claim, WatchStore
 
 log = logging.getLogger(__name__)
 

@@ -11,7 +11,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 import redis
 
 from bot.config import StartupError
-from bot.health import HEALTH_KEY, HEALTH_KEY_TTL_MS
+from bot.runtime.health import HEALTH_KEY, HEALTH_KEY_TTL_MS
 
 START_TIMEOUT_SECONDS = 10.0
 # A server that is still starting refuses connections: try again this soon.

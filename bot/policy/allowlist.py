@@ -17,7 +17,7 @@ from typing import Protocol
 
 import yaml
 
-from bot.names import OperationName, OperationParent
+from bot.policy.names import OperationName, OperationParent
 
 _MEMBER_PREFIXES = ("user:", "usergroup:")
 _SLACK_ID = re.compile(r"[A-Z0-9]{2,32}")

@@ -26,15 +26,16 @@ from typing import TypeVar
 
 import redis.asyncio as redis
 
-from bot import messages, metrics
-from bot.audit import Audit
-from bot.handover import finish_or_hand_back
-from bot.names import OperationName, parse_operation_name
-from bot.operations import OperationsClient, OperationsError
-from bot.polling import PollSchedule
-from bot.rpc import RpcCode
-from bot.slack_posts import OncePoster, PostInProgress, SlackPostFailed
-from bot.watch_store import Claim, Watch, WatchStore, posted_key
+from bot.google.operations import OperationsClient, OperationsError
+from bot.google.rpc import RpcCode
+from bot.policy.audit import Audit
+from bot.policy.names import OperationName, parse_operation_name
+from bot.runtime import metrics
+from bot.slack import messages
+from bot.slack.posts import OncePoster, PostInProgress, SlackPostFailed
+from bot.watch.handover import finish_or_hand_back
+from bot.watch.schedule import PollSchedule
+from bot.watch.store import Claim, Watch, WatchStore, posted_key
 
 T = TypeVar("T")
 

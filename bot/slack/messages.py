@@ -7,10 +7,10 @@ import re
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from bot import slack_limits as limits
-from bot import times
-from bot.allowlist import Decision
-from bot.names import (
+from bot.google.operations import Operation, OperationsError, Outcome
+from bot.google.rpc import Place, RpcCode
+from bot.policy.allowlist import Decision
+from bot.policy.names import (
     CANONICAL_API_URL,
     EXPECTED_SHAPE,
     PARENT_SHAPE,
@@ -18,8 +18,7 @@ from bot.names import (
     OperationName,
     OperationParent,
 )
-from bot.operations import Operation, OperationsError, Outcome
-from bot.rpc import Place, RpcCode
+from bot.slack import limits, times
 
 Blocks = list[dict[str, Any]]
 View = dict[str, Any]

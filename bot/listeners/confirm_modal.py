@@ -13,14 +13,14 @@ import logging
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot import messages
-from bot.allowlist import Action, Decision
-from bot.confirmation import ConfirmContext
-from bot.names import OperationName
-from bot.operations import OperationsError
-from bot.rpc import RpcCode
+from bot.google.operations import OperationsError
+from bot.google.rpc import RpcCode
+from bot.policy.allowlist import Action, Decision
+from bot.policy.names import OperationName
 from bot.services import Services
-from bot.slack_posts import slack_error
+from bot.slack import messages
+from bot.slack.confirmation import ConfirmContext
+from bot.slack.posts import slack_error
 
 log = logging.getLogger(__name__)
 

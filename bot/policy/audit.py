@@ -8,7 +8,7 @@ from typing import Any, cast
 
 import redis.asyncio as redis
 
-from bot.logs import redact
+from bot.runtime.logs import redact
 
 AUDIT_STREAM = "cancel-op:audit"
 # About a year of a busy team's decisions; older entries are trimmed (approximately, cheaply).

@@ -10,8 +10,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from bot.names import OperationName
-from bot.watch_store import Submission, Watch, WatchStore
+from bot.policy.names import OperationName
+from bot.watch.store import Submission, Watch, WatchStore
 
 # Slack redelivers an interaction within seconds; a day covers any retry with room to spare.
 SUBMISSION_KEY_TTL_SECONDS = 24 * 3600

@@ -9,7 +9,7 @@ import aiohttp
 from slack_sdk.errors import SlackClientError
 from slack_sdk.web.async_client import AsyncWebClient
 
-from bot.allowlist import GroupLookupError
+from bot.policy.allowlist import GroupLookupError
 
 # Rotations change at hand-offs; a minute is fresh enough and spares Slack's rate limits.
 MEMBERSHIP_TTL_SECONDS = 60.0

@@ -12,9 +12,9 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.web.async_slack_response import AsyncSlackResponse
 
-from bot.messages import Blocks
-from bot.slack_outcomes import SlackFailure, classify
-from bot.watch_store import RELEASE_IF_OURS
+from bot.slack.messages import Blocks
+from bot.slack.outcomes import SlackFailure, classify
+from bot.watch.store import RELEASE_IF_OURS
 
 # Tries of one Slack call, and the longest it may take in all (capped by the lease):
 # past either, the post is given up and its caller falls back to another place.

@@ -1,0 +1,1 @@
+"""The watch: a confirmed cancel carried in Redis from the request to the final state."""
