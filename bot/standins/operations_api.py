@@ -168,8 +168,10 @@ class OperationsStandIn:
         return app
 
     async def _list(self, request: web.Request) -> web.Response:
-        """The emulated operations and what was asked of them (benchmarks, the sandbox)."""
-        listed = [{**asdict(op), "behaviour": op.behaviour.value, "status_message": op.status_now()}
+        """The emulated operations and what was asked of them (benchmarks, the sandbox),
+        with the calls about each by the identity they carried."""
+        listed = [{**asdict(op), "behaviour": op.behaviour.value, "status_message": op.status_now(),
+                   "calls_as": _calls_as(self.state, op.name)}
                   for op in self.state.operations.values()]  # fmt: skip
         return web.json_response(listed, dumps=_dumps)
 
@@ -349,6 +351,17 @@ def _rfc3339(timestamp: float) -> str:
 
 def _dumps(value: Any) -> str:
     return json.dumps(value, default=str)
+
+
+def _calls_as(state: OperationsState, name: str) -> dict[str, dict[str, int]]:
+    """{identity: {GET: n, cancel: n}} of the calls about `name`; "" is the bot's own."""
+    calls: dict[str, dict[str, int]] = {}
+    for request in state.requests:
+        if request.name == name:
+            kind = request.action or request.method
+            by_kind = calls.setdefault(request.identity, {})
+            by_kind[kind] = by_kind.get(kind, 0) + 1
+    return calls
 
 
 def _refused(
