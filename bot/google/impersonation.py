@@ -83,6 +83,7 @@ class AccountTokens:
         task = self._minting.get(account)
         if task is None:
             task = asyncio.ensure_future(self._mint(account))
+            task.add_done_callback(_consume_outcome)
             self._minting[account] = task
         # Shielded: a caller cut short by its own deadline leaves the mint to the others.
         return await asyncio.shield(task)
@@ -94,6 +95,12 @@ class AccountTokens:
             return token
         finally:
             del self._minting[account]
+
+
+def _consume_outcome(task: asyncio.Task[AccessToken]) -> None:
+    """A mint whose every caller gave up (their deadlines): its failure is no surprise."""
+    if not task.cancelled():
+        task.exception()
 
 
 class AnonymousMinter:
