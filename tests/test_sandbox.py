@@ -204,12 +204,9 @@ def test_a_cancelled_operation_is_stamped_when_it_ended_and_says_where_it_stoppe
     raised = httpx.post(f"{sandbox.url}/sandbox/alerts", json={"behaviour": "cancels"}).json()
     user = workspace.ROTATION_MEMBER
     act(sandbox, "command", user=user, channel=workspace.CHANNEL, text=raised["name"])
-    modal = wait_for(
-        lambda: [m for m in state(sandbox, user)["modals"] if raised["name"] in str(m["blocks"])],
-        what="confirmation",
-    )
+    modal = modal_with(sandbox, user, raised["name"], "best effort")  # filled, not loading
     asked = datetime.now(UTC).timestamp()
-    act(sandbox, "submit", user=user, view_id=modal[-1]["id"], values={})
+    act(sandbox, "submit", user=user, view_id=modal["id"], values={})
     ended = wait_for(
         lambda: (op := operation(sandbox, raised["name"]))["done"] and op, what="end", timeout=60
     )
@@ -257,8 +254,9 @@ def test_the_address_stays_last_and_closing_the_terminal_removes_the_folder() ->
     assert folder.name.startswith("cancel-op-sandbox-") and folder.is_dir()
     name = workspace.CANCELS.name
     act(sandbox, "command", user=workspace.ONCALL, channel=workspace.CHANNEL, text=name)
-    modal = wait_for(lambda: state(sandbox, workspace.ONCALL)["modals"], what="confirmation")
-    act(sandbox, "submit", user=workspace.ONCALL, view_id=modal[-1]["id"], values={})
+    # The confirmation once it shows the operation, not while it is still looking it up.
+    modal = modal_with(sandbox, workspace.ONCALL, name, "best effort")
+    act(sandbox, "submit", user=workspace.ONCALL, view_id=modal["id"], values={})
     wait_for(
         lambda: [
             m for m in state(sandbox, workspace.ONCALL)["messages"] if "was cancelled" in m["text"]
