@@ -18,6 +18,7 @@ from bot.google.credentials import GoogleTokens
 from bot.google.impersonation import AccountTokens, AnonymousMinter, TokenUnavailable
 from bot.google.rpc import RpcCode
 from bot.policy.names import parse_operation_name
+from bot.runtime import metrics
 from bot.standins.iam_credentials import IamCredentialsStandIn
 from bot.standins.operations_api import OperationsStandIn
 from bot.standins.runner import BackgroundServer
@@ -234,6 +235,7 @@ def test_concurrent_requests_for_one_account_share_one_refresh_and_a_refusal_is_
     iam: IamCredentialsStandIn, iam_server: tuple[IamCredentialsStandIn, BackgroundServer]
 ) -> None:
     iam.state.latency_seconds = 0.3  # all twenty arrive while the first is on its way
+    refusals_before = refusals_counted()
 
     async def many() -> tuple[list[dict[str, str]], list[BaseException | dict[str, str]]]:
         async with aiohttp.ClientSession() as http:
@@ -255,6 +257,12 @@ def test_concurrent_requests_for_one_account_share_one_refresh_and_a_refusal_is_
         assert (error.code, error.account) == (RpcCode.PERMISSION_DENIED, STAGING)
     assert refused[5] == {"Authorization": f"Bearer {_minted_for(iam, STAGING)}"}
     assert [r.status for r in iam.state.requests_for(STAGING)] == [403, 200]
+    assert refusals_counted() == refusals_before + 1  # in /metrics, by code
+
+
+def refusals_counted() -> float:
+    labels = {"method": "generateAccessToken", "code": "PERMISSION_DENIED"}
+    return metrics.REGISTRY.get_sample_value("cancel_op_google_requests_total", labels) or 0.0
 
 
 def _minted_for(iam: IamCredentialsStandIn, account: str) -> str:

@@ -24,6 +24,7 @@ from google.auth import impersonated_credentials
 
 from bot.google.credentials import CLOUD_PLATFORM_SCOPE, GoogleTokens, TokenSource
 from bot.google.rpc import RpcCode
+from bot.runtime import metrics
 
 log = logging.getLogger(__name__)
 
@@ -91,6 +92,11 @@ class AccountTokens:
     async def _mint(self, account: str) -> AccessToken:
         try:
             token = await self._minter.mint(account)
+        except TokenUnavailable as exc:
+            metrics.count_token_request(exc.code.name)
+            raise
+        else:
+            metrics.count_token_request("OK")
             self._tokens[account] = token
             return token
         finally:
