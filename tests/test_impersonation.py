@@ -190,6 +190,32 @@ def test_a_token_refused_at_the_cancel_sends_no_cancel_and_says_why_in_the_threa
     )  # fmt: skip
 
 
+def test_a_token_refused_mid_watch_counts_as_a_failed_poll_and_the_watch_still_ends(
+    start: Callable[..., RunningBot],
+    slack: SlackStandIn,
+    google: OperationsStandIn,
+    iam: IamCredentialsStandIn,
+    redis_url: str,
+) -> None:
+    seed(google, polls_until_done=10**6)
+    iam.state.lifetime_seconds = 300  # never kept: every poll asks for a token
+    running = start()
+    assert closed(confirm(running, open_modal(running, slack, ONCALL), ONCALL))
+    wait_for(lambda: len(google.state.requests_for(OP)) >= 3, what="polls")
+    iam.state.refuse(PROD)
+    polls = len(google.state.requests_for(OP))
+    wait_for(lambda: "I lost track" in thread_text(slack), timeout=30, what="the last word")
+    said = thread_text(slack)
+    assert "PERMISSION_DENIED" in said and f"The bot may not act as `{PROD}`." in said
+    refused = [r for r in iam.state.requests_for(PROD) if r.status == 403]
+    assert len(refused) == 5  # MAX_POLL_ERRORS failed polls, then the watch ended
+    [ended] = audit_entries(redis_url, "final_state", OP)
+    assert (ended["outcome"], ended["acting_as"]) == ("lost_track:PERMISSION_DENIED", PROD)
+    # Nothing reached the Operations API after the refusal (but a poll whose token came just
+    # before it).
+    assert len(google.state.requests_for(OP)) <= polls + 1
+
+
 def test_permission_denied_by_the_operations_api_names_the_account_acted_as(
     start: Callable[..., RunningBot], slack: SlackStandIn, google: OperationsStandIn
 ) -> None:
