@@ -170,8 +170,9 @@ class OperationsStandIn:
     async def _list(self, request: web.Request) -> web.Response:
         """The emulated operations and what was asked of them (benchmarks, the sandbox),
         with the calls about each by the identity they carried."""
+        calls = _calls_as(self.state)
         listed = [{**asdict(op), "behaviour": op.behaviour.value, "status_message": op.status_now(),
-                   "calls_as": _calls_as(self.state, op.name)}
+                   "calls_as": calls.get(op.name, {})}
                   for op in self.state.operations.values()]  # fmt: skip
         return web.json_response(listed, dumps=_dumps)
 
@@ -353,14 +354,13 @@ def _dumps(value: Any) -> str:
     return json.dumps(value, default=str)
 
 
-def _calls_as(state: OperationsState, name: str) -> dict[str, dict[str, int]]:
-    """{identity: {GET: n, cancel: n}} of the calls about `name`; "" is the bot's own."""
-    calls: dict[str, dict[str, int]] = {}
+def _calls_as(state: OperationsState) -> dict[str, dict[str, dict[str, int]]]:
+    """{name: {identity: {GET: n, cancel: n}}} in one pass; identity "" is the bot's own."""
+    calls: dict[str, dict[str, dict[str, int]]] = {}
     for request in state.requests:
-        if request.name == name:
-            kind = request.action or request.method
-            by_kind = calls.setdefault(request.identity, {})
-            by_kind[kind] = by_kind.get(kind, 0) + 1
+        by_kind = calls.setdefault(request.name, {}).setdefault(request.identity, {})
+        kind = request.action or request.method
+        by_kind[kind] = by_kind.get(kind, 0) + 1
     return calls
 
 
