@@ -161,7 +161,7 @@ class GoogleAuthMinter:
         except google.auth.exceptions.TransportError as exc:
             raise _unreachable(account, exc) from exc
         except google.auth.exceptions.GoogleAuthError as exc:
-            url = credentials._iam_endpoint_override
+            url = generate_access_token_url(self._base_url, account)
             if request.url != url:  # the bot's own credentials failed before the IAM call
                 raise TokenUnavailable(
                     account, RpcCode.UNAUTHENTICATED, f"{type(exc).__name__} refreshing its own"
