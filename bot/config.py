@@ -11,6 +11,7 @@ from urllib.parse import urlsplit
 import redis.asyncio as aioredis
 
 DEFAULT_OPERATIONS_API_URL = "https://cloudaicompanion.googleapis.com/v1"
+DEFAULT_IAM_CREDENTIALS_API_URL = "https://iamcredentials.googleapis.com/v1"
 DEFAULT_PORT = 3000
 
 # Numeric bounds: beyond them a value is a typo or would break Redis (scores and TTLs in
@@ -50,6 +51,7 @@ class Settings:
     poll_max_seconds: float
     watch_timeout_seconds: float
     watch_lease_seconds: float
+    iam_credentials_api_url: str = DEFAULT_IAM_CREDENTIALS_API_URL
 
     @property
     def http_port(self) -> int:
@@ -108,6 +110,10 @@ class Settings:
             poll_max_seconds=poll_max,
             watch_timeout_seconds=read.number("WATCH_TIMEOUT_SECONDS", 21600, WATCH_TIMEOUT_RANGE),
             watch_lease_seconds=read.number("WATCH_LEASE_SECONDS", 15, WATCH_LEASE_RANGE),
+            iam_credentials_api_url=read.url(
+                "IAM_CREDENTIALS_API_URL", DEFAULT_IAM_CREDENTIALS_API_URL
+            )
+            or DEFAULT_IAM_CREDENTIALS_API_URL,
         )
 
 

@@ -20,6 +20,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bot.app import build_app, build_services, build_watcher, connect_redis, slack_client
 from bot.config import Settings, StartupError
 from bot.google.credentials import TokenSource
+from bot.google.impersonation import AccountTokens, minter_for
 from bot.google.operations import MAX_IN_FLIGHT, OperationsClient
 from bot.policy.allowlist import Allowlist
 from bot.runtime.health import health_app
@@ -56,7 +57,11 @@ async def connected(
         slack = slack_client(settings, slack_session)
         slack.retry_handlers.insert(0, SlackErrorCounter())  # sees every call before a retry
         try:
-            yield Clients(store, slack, OperationsClient(http, settings.operations_api_url, tokens))
+            accounts = AccountTokens(minter_for(tokens, http, settings.iam_credentials_api_url))
+            operations = OperationsClient(
+                http, settings.operations_api_url, tokens, accounts=accounts
+            )
+            yield Clients(store, slack, operations)
         finally:
             await store.aclose()
 

@@ -24,6 +24,7 @@ from bot.google.credentials import AnonymousTokens, TokenSource
 from bot.policy.allowlist import Allowlist, parse_allowlist
 from bot.runtime.redis_server import EmbeddedRedis
 from bot.server import Bot, running_bot, web_app
+from bot.standins.iam_credentials import IamCredentialsStandIn
 from bot.standins.operations_api import OperationsStandIn
 from bot.standins.runner import BackgroundServer
 from bot.standins.slack_api import SlackStandIn
@@ -93,6 +94,25 @@ def google_server() -> Iterator[tuple[OperationsStandIn, BackgroundServer]]:
     server = BackgroundServer(standin.make_app).start()
     yield standin, server
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def iam_server(
+    google_server: tuple[OperationsStandIn, BackgroundServer],
+) -> Iterator[tuple[IamCredentialsStandIn, BackgroundServer]]:
+    """The IAM Credentials API; the Operations API stand-in knows the tokens it mints."""
+    standin = IamCredentialsStandIn()
+    server = BackgroundServer(standin.make_app).start()
+    google_server[0].minted = standin.minted
+    yield standin, server
+    server.stop()
+
+
+@pytest.fixture
+def iam(iam_server: tuple[IamCredentialsStandIn, BackgroundServer]) -> IamCredentialsStandIn:
+    standin = iam_server[0]
+    standin.reset()
+    return standin
 
 
 @pytest.fixture

@@ -190,7 +190,8 @@ class TokenEndpoint:
             return "Invalid JWT: audience is not Google's token endpoint"
         if not (issued - 300 <= time.time() < expires and expires - issued <= 3600):
             return "Invalid JWT: Token must be a short-lived token and in a reasonable timeframe"
-        if CLOUD_PLATFORM not in str(claims.get("scope", "")).split():
+        # cloud-platform for the bot's own calls; iam for the token that impersonates.
+        if not {CLOUD_PLATFORM, IAM_SCOPE} & set(str(claims.get("scope", "")).split()):
             return "Invalid OAuth scope or ID token audience provided."
         return ""
 

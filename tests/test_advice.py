@@ -37,7 +37,18 @@ BUILDERS: dict[Place, list[Callable[[RpcCode], Any]]] = {
         lambda code: messages.lookup_failed_view(NAME, OperationsError(code, "m")),
         lambda code: messages.lost_track_message(NAME, OperationsError(code, "m")),
     ],
+    # A token refused wherever it was asked for: nothing reached the Operations API.
+    Place.TOKEN: [
+        lambda code: messages.cancel_answer(refused(code)),
+        lambda code: messages.lookup_failed(f"`{NAME}`", refused(code)),
+        lambda code: messages.lookup_failed_view(NAME, refused(code)),
+        lambda code: messages.lost_track_message(NAME, refused(code)),
+    ],
 }
+
+
+def refused(code: RpcCode) -> OperationsError:
+    return OperationsError(code, "m", token_refused=True)
 
 
 @pytest.mark.parametrize("place", list(Place))
@@ -75,3 +86,31 @@ def test_every_code_has_words_for_every_place() -> None:
         for place in Place:
             assert code.meaning_at(place).endswith(".")
             assert code.next_step_at(place).endswith(".")
+
+
+def test_a_refused_token_names_the_account_and_the_role_to_grant() -> None:
+    account = "oncall-cancel@prod-ops.iam.gserviceaccount.com"
+    error = OperationsError(RpcCode.PERMISSION_DENIED, "denied", account=account,
+                            token_refused=True)  # fmt: skip
+    text, blocks = messages.cancel_answer(error)
+    shown = text + json.dumps(blocks)
+    assert "did not send the cancel" in text and "PERMISSION_DENIED" in text
+    assert f"The bot may not act as `{account}`." in shown
+    assert f"roles/iam.serviceAccountTokenCreator on `{account}`" in shown
+
+
+def test_permission_denied_as_an_account_names_that_account_not_the_bot() -> None:
+    account = "oncall-cancel@prod-ops.iam.gserviceaccount.com"
+    error = OperationsError(RpcCode.PERMISSION_DENIED, "denied", account=account)
+    for place, (_, blocks) in [(Place.CANCEL_ANSWER, messages.cancel_answer(error)),
+                               (Place.LOOKUP, messages.lookup_failed("it", error))]:  # fmt: skip
+        shown = json.dumps(blocks)
+        assert f"The service account `{account}`, which the bot acts as here," in shown
+        assert f"Ask the platform team to grant `{account}` the IAM permission" in shown
+        assert "bot's Google credentials" not in shown and "bot's service account" not in shown
+        assert code_words(place) not in shown
+
+
+def code_words(place: Place) -> str:
+    """The words PERMISSION_DENIED has for the bot's own credentials."""
+    return RpcCode.PERMISSION_DENIED.meaning_at(place)

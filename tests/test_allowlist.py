@@ -15,7 +15,7 @@ from bot.policy.allowlist import (
     load_allowlist,
     parse_allowlist,
 )
-from bot.policy.names import OperationName
+from bot.policy.names import OperationName, parse_parent
 
 NAME = OperationName("prod-1", "us-central1", "op-1")
 
@@ -122,6 +122,18 @@ def test_resource_patterns_match_segment_by_segment(pattern: str, matches: bool)
          "    members: [user:someone@example.com]\n", 3, "not a Slack user ID"),
         ("bindings:\n  - permission: cloudaicompanion.operations.cancel\n"
          "    members: []\n", 3, "empty"),
+        ("bindings:\n  - permission: cloudaicompanion.operations.cancel\n"
+         "    members: [user:U1]\n    impersonate: oncall@example.com\n", 4,
+         "impersonate 'oncall@example.com' is not a service-account email"),
+        ("bindings:\n  - permission: cloudaicompanion.operations.cancel\n"
+         "    members: [user:U1]\n"
+         "    impersonate: sa@prod-ops.iam.gserviceaccount.com.evil.example\n", 4,
+         "NAME@PROJECT.iam.gserviceaccount.com"),
+        ("bindings:\n  - permission: cloudaicompanion.operations.cancel\n"
+         "    members: [user:U1]\n    impersonate: [a@b.iam.gserviceaccount.com]\n", 4,
+         "expected a single value"),
+        ("bindings:\n  - permission: cloudaicompanion.operations.cancel\n"
+         "    members: [user:U1]\n    impersonate:\n", 4, "not a service-account email"),
     ],
 )  # fmt: skip
 def test_mistakes_name_the_file_line_and_reason(
@@ -232,3 +244,108 @@ bindings:
     assert covered == ["batch-7", "any"]
     in_c9 = asyncio.run(policy.grant(Action.LIST, "U1", "C9", groups))
     assert in_c9.covers(OperationName("p", "l", "payroll-export"))
+
+
+@pytest.mark.parametrize(
+    "account",
+    [
+        "oncall-cancel@prod-ops.iam.gserviceaccount.com",
+        "oncall-cancel@my-project.example.com.iam.gserviceaccount.com",  # domain-scoped project
+        "prod-ops@appspot.gserviceaccount.com",  # App Engine's default
+        "123456789012-compute@developer.gserviceaccount.com",  # Compute Engine's default
+        "123456789012@cloudbuild.gserviceaccount.com",
+        "service-123456789012@gcp-sa-cloudaicompanion.iam.gserviceaccount.com",
+    ],
+)
+def test_impersonate_takes_the_service_account_emails_google_forms(account: str) -> None:
+    text = f"{CANCEL_FOR_U1}    impersonate: {account}\n"
+    policy = parse_allowlist(text, "cloudaicompanion")
+    decision = asyncio.run(policy.check(Action.CANCEL, "U1", NAME, "C1", Groups({})))
+    assert decision.allowed and decision.account == account
+
+
+ACCOUNTS = """
+bindings:
+  - permission: cloudaicompanion.operations.cancel
+    members: [user:U9]
+    impersonate: nobody-else@prod-ops.iam.gserviceaccount.com
+  - permission: cloudaicompanion.operations.cancel
+    members: [usergroup:S1]
+    resources: [projects/prod-*/locations/*/operations/*]
+    impersonate: rota-cancel@prod-ops.iam.gserviceaccount.com
+  - permission: cloudaicompanion.operations.cancel
+    members: [user:U1]
+    impersonate: u1-cancel@prod-ops.iam.gserviceaccount.com
+  - permission: cloudaicompanion.operations.cancel
+    members: [usergroup:S2]
+  - permission: cloudaicompanion.operations.list
+    members: [user:U1]
+    resources: [projects/prod-1/locations/l/operations/batch-*]
+    impersonate: u1-list@prod-ops.iam.gserviceaccount.com
+  - permission: cloudaicompanion.operations.list
+    members: [user:U1]
+    impersonate: u1-list-all@prod-ops.iam.gserviceaccount.com
+"""
+
+
+def account_for(user: str, name: OperationName, groups: Groups) -> str | None:
+    policy = parse_allowlist(ACCOUNTS, "cloudaicompanion")
+    decision = asyncio.run(policy.check(Action.CANCEL, user, name, "C1", groups))
+    assert decision.allowed
+    return decision.account
+
+
+def test_the_first_granting_binding_in_file_order_names_the_account_even_through_a_group() -> None:
+    groups = Groups({"S1": frozenset({"U1"}), "S2": frozenset({"U1"})})
+    # The group binding comes before the one naming U1: it grants, so its account is used.
+    assert account_for("U1", NAME, groups) == "rota-cancel@prod-ops.iam.gserviceaccount.com"
+    # Outside its resources it does not grant: the next binding's account.
+    other = OperationName("staging", "l", "op")
+    assert account_for("U1", other, groups) == "u1-cancel@prod-ops.iam.gserviceaccount.com"
+    # Not in the group: the binding naming U1.
+    assert account_for("U1", NAME, Groups({"S1": frozenset()})) == (
+        "u1-cancel@prod-ops.iam.gserviceaccount.com"
+    )
+    # A binding without impersonate: the bot's own credentials.
+    assert account_for("U2", NAME, Groups({"S1": frozenset(), "S2": frozenset({"U2"})})) is None
+
+
+def test_only_groups_of_bindings_before_the_first_held_by_name_are_asked() -> None:
+    groups = Groups({"S1": frozenset()})
+    assert account_for("U1", NAME, groups) == "u1-cancel@prod-ops.iam.gserviceaccount.com"
+    assert groups.asked == ["S1"]  # S2's binding comes after U1's own: never asked
+
+
+def test_an_earlier_group_binding_is_waited_for_even_when_a_later_one_answers_first(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(bot.policy.allowlist, "GROUP_LOOKUP_BUDGET_SECONDS", 5.0)
+    text = """
+bindings:
+  - permission: cloudaicompanion.operations.cancel
+    members: [usergroup:S1]
+    impersonate: first-binding@prod-ops.iam.gserviceaccount.com
+  - permission: cloudaicompanion.operations.cancel
+    members: [usergroup:S2]
+    impersonate: second-binding@prod-ops.iam.gserviceaccount.com
+"""
+    policy = parse_allowlist(text, "cloudaicompanion")
+    groups = SlowGroups({"S1": frozenset({"U1"}), "S2": frozenset({"U1"})}, {"S1": 0.3})
+    decision = asyncio.run(policy.check(Action.CANCEL, "U1", NAME, "C1", groups))
+    assert decision.account == "first-binding@prod-ops.iam.gserviceaccount.com"
+    # S1 answering "not a member" lets S2's binding grant, with its own account.
+    groups = SlowGroups({"S1": frozenset(), "S2": frozenset({"U1"})}, {"S1": 0.3})
+    decision = asyncio.run(policy.check(Action.CANCEL, "U1", NAME, "C1", groups))
+    assert decision.account == "second-binding@prod-ops.iam.gserviceaccount.com"
+
+
+def test_a_list_grant_acts_as_the_first_binding_that_grants_list_on_the_parent() -> None:
+    policy = parse_allowlist(ACCOUNTS, "cloudaicompanion")
+    parent = parse_parent("projects/prod-1/locations/l")
+    grant = asyncio.run(policy.grant(Action.LIST, "U1", "C1", Groups({}), within=parent))
+    assert grant.decide(parent).account == "u1-list@prod-ops.iam.gserviceaccount.com"
+    # Per-operation filtering is the union of the bindings, as before.
+    assert grant.covers(OperationName("prod-1", "l", "anything"))
+    other = parse_parent("projects/prod-2/locations/l")
+    grant = asyncio.run(policy.grant(Action.LIST, "U1", "C1", Groups({}), within=other))
+    assert grant.decide(other).account == "u1-list-all@prod-ops.iam.gserviceaccount.com"

@@ -72,6 +72,12 @@ def test_defaults_follow_the_design() -> None:
     assert (settings.poll_initial_seconds, settings.poll_multiplier) == (1.0, 1.5)
     assert settings.poll_max_seconds == 20
     assert settings.port is None and settings.http_port == 3000
+    assert settings.iam_credentials_api_url == "https://iamcredentials.googleapis.com/v1"
+
+
+def test_the_iam_credentials_api_url_is_read_like_the_other_urls() -> None:
+    settings = Settings.from_env({**BASE, "IAM_CREDENTIALS_API_URL": "http://127.0.0.1:9/v1/"})
+    assert settings.iam_credentials_api_url == "http://127.0.0.1:9/v1"
 
 
 @pytest.mark.parametrize(

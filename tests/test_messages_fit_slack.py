@@ -44,7 +44,10 @@ places = st.sampled_from(list(Place))
 timestamps = st.datetimes(timezones=st.just(UTC)).map(
     lambda moment: moment.isoformat().replace("+00:00", "Z")
 )
-errors = st.builds(OperationsError, codes, outside_text)
+# The service accounts a request may act as: none, or the longest email Google forms.
+accounts = st.sampled_from(["", f"{'a' * 30}@{'p' * 30}.iam.gserviceaccount.com"])
+errors = st.builds(OperationsError, codes, outside_text, account=accounts,
+                   token_refused=st.booleans())  # fmt: skip
 operations = st.builds(
     Operation,
     name=outside_text,
@@ -103,19 +106,23 @@ CASES: dict[str, Case] = {
         messages.already_cancelling_text, names, users, outside_text)),
     "loading_view": Case("view", st.builds(messages.loading_view, names)),
     "confirmation_view": Case("view", st.builds(
-        lambda n, op, u, c: messages.confirmation_view(n, op, metadata(n, u, c)),
-        names, operations, users, channels)),
+        lambda n, op, u, c, a: messages.confirmation_view(n, op, metadata(n, u, c), a),
+        names, operations, users, channels, accounts)),
     "lookup_failed_view": Case("view", st.builds(messages.lookup_failed_view, names, errors)),
     "pick_view": Case("view", st.builds(
         lambda ns, u, c: messages.pick_view(ns, metadata(ns[0], u, c)),
         st.lists(names, min_size=2, max_size=30), users, channels)),
     "refusal_view": Case("view", st.builds(
         messages.refusal_view, st.builds(messages.denied_text, decisions, names))),
-    "request_message": Case("message", st.builds(messages.request_message, names, users)),
+    "request_message": Case("message", st.builds(messages.request_message, names, users,
+                                                 accounts)),
     "cancel_answer": Case("message", st.builds(messages.cancel_answer, st.none() | errors)),
     "outcome_blocks": Case("message", st.builds(
-        lambda code, text, place: ("", messages.outcome_blocks(code, text, place)),
-        codes, outside_text, places)),
+        lambda code, text, place, a: ("", messages.outcome_blocks(code, text, place, a)),
+        codes, outside_text, places, accounts)),
+    "error_blocks": Case("message", st.builds(
+        lambda error, place: ("", messages.error_blocks(error, place)), errors, places)),
+    "acting_as_text": Case("text", st.builds(messages.acting_as_text, st.none() | accounts)),
     "cannot_post_text": Case("text", st.builds(messages.cannot_post_text, channels,
                                                outside_text)),
     "status_message": Case("message", st.builds(messages.status_message, names, outside_text)),

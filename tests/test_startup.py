@@ -74,6 +74,8 @@ def run_bot(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]
         ({"PORT": "70000"}, "PORT", "at most 65535"),
         ({"REDIS_URL": "localhost:6379"}, "REDIS_URL", "redis://"),
         ({"OPERATIONS_API_URL": "ftp://x"}, "OPERATIONS_API_URL", "http(s) URL"),
+        ({"IAM_CREDENTIALS_API_URL": "iamcredentials.googleapis.com"}, "IAM_CREDENTIALS_API_URL",
+         "http(s) URL"),
         ({"GOOGLE_AUTH": "magic"}, "GOOGLE_AUTH", "adc, anonymous"),
         ({"POLL_MULTIPLIER": "0.5"}, "POLL_MULTIPLIER", "at least 1"),
         ({"POLL_MAX_SECONDS": "0.5"}, "POLL_MAX_SECONDS", "POLL_INITIAL_SECONDS"),
@@ -112,6 +114,24 @@ def test_a_broken_allowlist_names_the_file_and_line(workdir: Path) -> None:
         f"cancel-op: ALLOWLIST_FILE: {path}:2: unknown permission 'x.operations.cancel' "
         "(cloudaicompanion.operations.cancel, cloudaicompanion.operations.get, "
         "cloudaicompanion.operations.list). Fix the file, or point ALLOWLIST_FILE at the right one"
+    )
+
+
+@pytest.mark.parametrize("command", ["serve", "worker"])
+def test_an_impersonate_that_is_no_service_account_names_the_file_and_line(
+    workdir: Path, command: str
+) -> None:
+    (workdir / "allowlist.yaml").write_text(
+        "bindings:\n  - permission: cloudaicompanion.operations.cancel\n"
+        "    members: [user:U1]\n    impersonate: oncall@example.com\n"
+    )
+    result = run_bot(base_env(workdir, REDIS_URL="redis://127.0.0.1:1/0"), command)
+    assert result.returncode == 2
+    path = workdir / "allowlist.yaml"
+    assert result.stderr.strip() == (
+        f"cancel-op: ALLOWLIST_FILE: {path}:4: impersonate 'oncall@example.com' is not a "
+        "service-account email (like NAME@PROJECT.iam.gserviceaccount.com). Fix the file, or "
+        "point ALLOWLIST_FILE at the right one"
     )
 
 

@@ -107,6 +107,16 @@ class GoogleTokens:
             raise CredentialsError(str(exc).splitlines()[0]) from exc
         return cls(credentials, client)
 
+    @property
+    def credentials(self) -> Any:
+        """The google-auth credentials, as the source of impersonated ones."""
+        return self._credentials
+
+    @property
+    def request(self) -> google.auth.transport.Request:
+        """The transport their refreshes use."""
+        return self._request
+
     async def headers(self) -> dict[str, str]:
         if not self._credentials.valid:
             async with self._lock:

@@ -20,6 +20,7 @@ from urllib.parse import quote
 import aiohttp
 
 from bot.google.credentials import CredentialsError, TokenSource
+from bot.google.impersonation import AccountTokens, TokenUnavailable
 from bot.google.retry import RetryPolicy, parse_retry_after
 from bot.google.rpc import RpcCode
 from bot.policy.names import InvalidName, OperationName, OperationParent, parse_operation_name
@@ -41,13 +42,45 @@ LIST_MAX_PAGES = 20
 
 
 class OperationsError(Exception):
-    """A Google call that did not succeed, as a google.rpc code and Google's own message."""
+    """A Google call that did not succeed, as a google.rpc code and Google's own message.
 
-    def __init__(self, code: RpcCode, message: str, http_status: int | None = None) -> None:
+    `account` is the service account the call was made as ("" for the bot's own
+    credentials); `token_refused` says the IAM Credentials API gave no token for it, so
+    nothing reached the Operations API.
+    """
+
+    def __init__(
+        self,
+        code: RpcCode,
+        message: str,
+        http_status: int | None = None,
+        *,
+        account: str = "",
+        token_refused: bool = False,
+    ) -> None:
         super().__init__(f"{code.name}: {message}")
         self.code = code
         self.message = message
         self.http_status = http_status
+        self.account = account
+        self.token_refused = token_refused
+
+    def to_record(self) -> str:
+        """ "CODE|message" ("CODE:token|message" for a refused token), as watches keep it."""
+        return f"{self.code.name}{_TOKEN_MARK if self.token_refused else ''}|{self.message}"
+
+    @classmethod
+    def from_record(cls, record: str, account: str = "") -> OperationsError | None:
+        """The error kept by to_record (None for "OK|" or ""), made as `account`."""
+        code, _, message = record.partition("|")
+        refused = code.endswith(_TOKEN_MARK)
+        code = code.removesuffix(_TOKEN_MARK)
+        if code in ("OK", ""):
+            return None
+        return cls(RpcCode[code], message, account=account, token_refused=refused)
+
+
+_TOKEN_MARK = ":token"
 
 
 @dataclass(frozen=True)
@@ -142,24 +175,33 @@ class OperationsClient:
         base_url: str,
         tokens: TokenSource,
         retry: RetryPolicy | None = None,
+        accounts: AccountTokens | None = None,
     ) -> None:
         self._http = http
         self._base_url = base_url
         self._tokens = tokens
         self._retry = retry or RetryPolicy()
         self._in_flight = asyncio.Semaphore(MAX_IN_FLIGHT)
+        self._accounts = accounts
 
     def without_retries(self) -> OperationsClient:
         """The same client answering at the first reply; the poller retries on its own schedule."""
-        client = OperationsClient(self._http, self._base_url, self._tokens, RetryPolicy(attempts=1))
+        client = OperationsClient(
+            self._http, self._base_url, self._tokens, RetryPolicy(attempts=1), self._accounts
+        )
         client._in_flight = self._in_flight
         return client
 
-    async def get(self, name: OperationName) -> Operation:
-        return Operation.from_json(await self._call("GET", name.url(self._base_url)))
+    async def get(self, name: OperationName, account: str | None = None) -> Operation:
+        """`account`: the service account to act as; None for the bot's own credentials."""
+        return Operation.from_json(await self._call("GET", name.url(self._base_url), account))
 
     async def list_running(
-        self, parent: OperationParent, show: int, visible: Callable[[OperationName], bool]
+        self,
+        parent: OperationParent,
+        show: int,
+        visible: Callable[[OperationName], bool],
+        account: str | None = None,
     ) -> tuple[list[Operation], int]:
         """Up to `show` running operations under `parent` that are `visible`, and how many in all.
 
@@ -172,7 +214,7 @@ class OperationsClient:
         token = ""
         for _ in range(LIST_MAX_PAGES):
             query = f"?pageSize={LIST_PAGE_SIZE}" + (f"&pageToken={quote(token)}" if token else "")
-            page = await self._call("GET", parent.operations_url(self._base_url) + query)
+            page = await self._call("GET", parent.operations_url(self._base_url) + query, account)
             items = page.get("operations")
             for item in items if isinstance(items, list) else []:
                 operation = Operation.from_json(item)
@@ -185,17 +227,39 @@ class OperationsClient:
                 break
         return running, total
 
-    async def cancel(self, name: OperationName) -> None:
+    async def cancel(self, name: OperationName, account: str | None = None) -> None:
         """Ask Google to cancel. Success means the request was accepted, not that it stopped."""
-        await self._call("POST", name.url(self._base_url, "cancel"), body={})
+        await self._call("POST", name.url(self._base_url, "cancel"), account, body={})
 
-    async def _call(self, method: str, url: str, body: dict[str, Any] | None = None) -> Any:
-        for attempt in range(self._retry.attempts):
-            final = attempt == self._retry.attempts - 1
+    async def _call(
+        self, method: str, url: str, account: str | None, body: dict[str, Any] | None = None
+    ) -> Any:
+        try:
+            return await self._call_as(method, url, account, body)
+        except OperationsError as exc:
+            exc.account = account or ""
+            raise
+
+    async def _headers(self, account: str | None) -> dict[str, str]:
+        """The bot's own Authorization, or a token for `account`; nothing is sent without it."""
+        if account is None:
             try:
-                headers = await self._tokens.headers()
+                return await self._tokens.headers()
             except CredentialsError as exc:
                 raise OperationsError(RpcCode.UNAUTHENTICATED, str(exc)) from exc
+        if self._accounts is None:
+            raise AssertionError("a client without impersonation was asked to act as an account")
+        try:
+            return await self._accounts.headers(account)
+        except TokenUnavailable as exc:
+            raise OperationsError(exc.code, exc.message, token_refused=True) from exc
+
+    async def _call_as(
+        self, method: str, url: str, account: str | None, body: dict[str, Any] | None
+    ) -> Any:
+        for attempt in range(self._retry.attempts):
+            final = attempt == self._retry.attempts - 1
+            headers = await self._headers(account)
             try:
                 # No redirects, as before: Google sends none, and a POST followed to another
                 # place could read as a cancel accepted.

@@ -1,5 +1,5 @@
 """The one table of google.rpc codes: number, HTTP status, and what each means on call in
-each place it is shown (the cancel's answer, a final state, a failed lookup).
+each place it is shown (the cancel's answer, a final state, a failed lookup, a refused token).
 
 Every message that reports an outcome reads its words from here.
 """
@@ -16,6 +16,9 @@ class Place(Enum):
     CANCEL_ANSWER = "cancel_answer"  # Google's answer to the cancel request
     FINAL_STATE = "final_state"  # the error an operation ended with: it is over
     LOOKUP = "lookup"  # a read that failed: the confirmation's GET, status, list, a watch
+    # the IAM Credentials API gave no token for the service account a binding names: nothing
+    # was sent to the Operations API
+    TOKEN = "token"
 
 
 @dataclass(frozen=True)
@@ -25,15 +28,18 @@ class _Words:
     cancel_answer: str
     final_state: str
     lookup: str
+    token: str = ""  # "": the words every code without its own use at Place.TOKEN
 
     def at(self, place: Place) -> str:
         if place is Place.CANCEL_ANSWER:
             return self.cancel_answer
+        if place is Place.TOKEN:
+            return self.token
         return self.final_state if place is Place.FINAL_STATE else self.lookup
 
 
 def _everywhere(text: str) -> _Words:
-    return _Words(text, text, text)
+    return _Words(text, text, text, text)
 
 
 @dataclass(frozen=True)
@@ -55,6 +61,17 @@ _CHECK_THEN_CANCEL = (
 )
 _FIX_INPUT = "The operation is over: fix the request that started it before running the work again."
 _TO_MAINTAINERS = "Check the operation name; if it is right, report this to the bot's maintainers."
+# At Place.TOKEN: {account} is the service account; calls made as one name it ({identity},
+# {grantee}) where a code is about permissions.
+_TOKEN_MEANING = "Google's IAM Credentials API gave the bot no token to act as {account}."
+_TOKEN_NEXT = (
+    "Ask me again in a minute; if it persists, ask the platform team to check that {account} "
+    "exists and is enabled, and that the IAM Credentials API is enabled."
+)
+_TOKEN_CREATOR = (
+    "Ask the platform team to grant the bot's own identity roles/iam.serviceAccountTokenCreator "
+    "on {account}, or cancel from the console."
+)
 
 
 class RpcCode(Enum):
@@ -118,6 +135,7 @@ class RpcCode(Enum):
             "The operation failed: something it works on was not found.",
             "Google has no operation by that name: wrong project, location or ID, or it was "
             "already cleaned up.",
+            "Google has no service account {account}.",
         ),
         _Words(
             "Check the name against the alert or the console; if it was cleaned up, there is "
@@ -125,6 +143,8 @@ class RpcCode(Enum):
             "The operation is over: check that what it works on still exists before running "
             "the work again.",
             "Check the name against the alert or the console.",
+            "Ask the platform team to fix the allowlist's `impersonate` for this binding, or "
+            "to create that service account.",
         ),
     )
     ALREADY_EXISTS = _Info(
@@ -146,17 +166,19 @@ class RpcCode(Enum):
         7,
         403,
         _Words(
-            "The bot's Google credentials may not do this on that project.",
+            "{identity} may not do this on that project.",
             "The operation failed: it lacked a permission on something it works on.",
-            "The bot's Google credentials may not do this on that project.",
+            "{identity} may not do this on that project.",
+            "The bot may not act as {account}.",
         ),
         _Words(
-            "Ask the platform team to grant the bot's service account the IAM permission to "
+            "Ask the platform team to grant {grantee} the IAM permission to "
             "cancel operations on the project, or cancel from the console.",
             "The operation is over: check the IAM permissions of the identity it runs as "
             "before running the work again.",
-            "Ask the platform team to grant the bot's service account the IAM permission to "
+            "Ask the platform team to grant {grantee} the IAM permission to "
             "read operations on the project, or look in the Cloud console.",
+            _TOKEN_CREATOR,
         ),
     )
     RESOURCE_EXHAUSTED = _Info(
@@ -281,6 +303,7 @@ class RpcCode(Enum):
             "The bot's Google credentials are missing, expired or invalid.",
             "The operation failed: the credentials it runs with were refused.",
             "The bot's Google credentials are missing, expired or invalid.",
+            "The bot's own Google credentials were refused, so it cannot act as {account}.",
         ),
         _Words(
             "Ask the platform team to check the bot's credentials (GOOGLE_AUTH and ADC).",
@@ -294,13 +317,14 @@ class RpcCode(Enum):
     def number(self) -> int:
         return self.value.number
 
-    def meaning_at(self, place: Place) -> str:
-        """What this code means for the engineer where it is shown."""
-        return self.value.meaning.at(place)
+    def meaning_at(self, place: Place, account: str = "") -> str:
+        """What this code means for the engineer where it is shown; `account`: the service
+        account the bot acted as (or asked a token for), "" for its own credentials."""
+        return _filled(self.value.meaning.at(place) or _TOKEN_MEANING, account)
 
-    def next_step_at(self, place: Place) -> str:
+    def next_step_at(self, place: Place, account: str = "") -> str:
         """What to do next: a final state is over, so its step is about what it left."""
-        return self.value.next_step.at(place)
+        return _filled(self.value.next_step.at(place) or _TOKEN_NEXT, account)
 
     @property
     def http_status(self) -> int:
@@ -347,3 +371,19 @@ _BY_HTTP_STATUS = {
     500: RpcCode.INTERNAL,
     502: RpcCode.UNAVAILABLE,
 }
+
+
+def _filled(text: str, account: str) -> str:
+    """Words that name who acted: the service account the bot acted as, or its own identity."""
+    if not account:
+        return text.format(
+            identity="The bot's Google credentials",
+            grantee="the bot's service account",
+            account="the service account",
+        )
+    named = f"`{account}`"
+    return text.format(
+        identity=f"The service account {named}, which the bot acts as here,",
+        grantee=named,
+        account=named,
+    )

@@ -60,14 +60,15 @@ async def confirm_if_allowed(
     view = shown["view"]
     try:
         async with asyncio.timeout(LOOKUP_DEADLINE_SECONDS):
-            operation = await services.operations.get(name)
+            operation = await services.operations.get(name, decision.account)
     except TimeoutError:
         slow = OperationsError(RpcCode.DEADLINE_EXCEEDED, "")  # ours, not Google's: no text
         content = messages.lookup_failed_view(name, slow)
     except OperationsError as exc:
         content = messages.lookup_failed_view(name, exc)
     else:
-        content = messages.confirmation_view(name, operation, services.signer.dump(context))
+        metadata = services.signer.dump(context)
+        content = messages.confirmation_view(name, operation, metadata, decision.account)
     try:
         await client.views_update(view_id=view["id"], hash=view["hash"], view=content)
     except SlackApiError as exc:

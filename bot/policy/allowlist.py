@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import fnmatch
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
@@ -23,7 +23,19 @@ _MEMBER_PREFIXES = ("user:", "usergroup:")
 _SLACK_ID = re.compile(r"[A-Z0-9]{2,32}")
 _PATTERN_SEGMENT = re.compile(r"[A-Za-z0-9._~*-]{1,128}")
 ALL_OPERATIONS = ("projects/*/locations/*/operations/*",)
-_BINDING_KEYS = frozenset({"permission", "members", "resources", "channels"})
+_BINDING_KEYS = frozenset({"permission", "members", "resources", "channels", "impersonate"})
+# Service-account emails as Google forms them: user-made accounts (NAME@PROJECT.iam…, with
+# the domain of a domain-scoped project after PROJECT), the default accounts of App Engine
+# (PROJECT@appspot…) and Compute Engine (NUMBER-compute@developer…), Google APIs' and Cloud
+# Build's (NUMBER@cloudservices…, NUMBER@cloudbuild…) and service agents (service-NUMBER@gcp-sa-…).
+_SA_ID = r"[a-z][a-z0-9-]{4,28}[a-z0-9]"  # an account or project ID: 6 to 30 characters
+_SERVICE_ACCOUNT = re.compile(
+    rf"{_SA_ID}@{_SA_ID}(?:\.[a-z0-9-]+)*\.iam\.gserviceaccount\.com"
+    rf"|{_SA_ID}@appspot\.gserviceaccount\.com"
+    r"|[0-9]{1,20}-compute@developer\.gserviceaccount\.com"
+    r"|[0-9]{1,20}@(?:cloudservices|cloudbuild)\.gserviceaccount\.com"
+    r"|service-[0-9]{1,20}@gcp-sa-[a-z0-9-]{1,50}\.iam\.gserviceaccount\.com"
+)
 
 
 class Action(Enum):
@@ -61,6 +73,7 @@ class Binding:
     groups: tuple[str, ...]
     resources: tuple[str, ...] = ALL_OPERATIONS
     channels: frozenset[str] | None = None
+    impersonate: str | None = None  # the service account Google calls are made as
 
     def applies(self, permission: str, channel: str) -> bool:
         """True when this binding grants `permission` in `channel` (on some resources)."""
@@ -79,6 +92,9 @@ class Decision:
     permission: str
     # Why a denial happened where the caller can do something about it.
     note: str = ""
+    # The granting binding's service account, which Google calls for the request act as;
+    # None: the bot's own credentials.
+    account: str | None = None
 
 
 @dataclass(frozen=True)
@@ -88,13 +104,14 @@ class Grant:
     permission: str
     patterns: tuple[str, ...]
     note: str = ""  # set when a group lookup failed, which may be why patterns are missing
+    account: str | None = None  # the first held binding's `impersonate`, in file order
 
     def covers(self, resource: OperationName | OperationParent) -> bool:
         return any(_matches(pattern, resource.path) for pattern in self.patterns)
 
     def decide(self, resource: OperationName | OperationParent) -> Decision:
         if self.covers(resource):
-            return Decision(True, self.permission)
+            return Decision(True, self.permission, account=self.account)
         return Decision(False, self.permission, self.note)
 
 
@@ -151,23 +168,42 @@ async def _resolve(
     *,
     first_is_enough: bool,
 ) -> Grant:
-    """The bindings among `bindings` that hold `user`, by name or by user group."""
-    held = [b for b in bindings if user in b.users]
-    if held and first_is_enough:
-        return Grant(permission, held[0].resources)
-    unresolved = [b for b in bindings if b not in held]
-    asked = tuple(dict.fromkeys(g for b in unresolved for g in b.groups))
-    member_of, failed = await _memberships(groups, user, asked, first_is_enough)
-    held += [b for b in unresolved if member_of.intersection(b.groups)]
+    """The bindings among `bindings` (in file order) that hold `user`, by name or by user
+    group; with `first_is_enough`, only the first of them in file order."""
+    direct = next((i for i, b in enumerate(bindings) if user in b.users), len(bindings))
+    # Only bindings before the first held by name can come first through a group.
+    unresolved = bindings[:direct] if first_is_enough else bindings
+    asked = tuple(dict.fromkeys(g for b in unresolved if user not in b.users for g in b.groups))
+
+    def first_known(member_of: set[str], pending: set[str]) -> bool:
+        """Whether the first holding binding is known: every group before it has answered."""
+        for binding in unresolved:
+            if user in binding.users or member_of.intersection(binding.groups):
+                return True
+            if pending.intersection(binding.groups):
+                return False
+        return False
+
+    member_of, failed = await _memberships(
+        groups, user, asked, first_known if first_is_enough else None
+    )
+    held = [b for b in bindings if user in b.users or member_of.intersection(b.groups)]
+    if first_is_enough:
+        held = held[:1]
     patterns = tuple(dict.fromkeys(p for b in held for p in b.resources))
-    return Grant(permission, patterns, _GROUP_NOTE if failed else "")
+    account = held[0].impersonate if held else None
+    return Grant(permission, patterns, _GROUP_NOTE if failed else "", account)
 
 
 async def _memberships(
-    groups: GroupDirectory, user: str, group_ids: tuple[str, ...], first_is_enough: bool
+    groups: GroupDirectory,
+    user: str,
+    group_ids: tuple[str, ...],
+    enough: Callable[[set[str], set[str]], bool] | None,
 ) -> tuple[set[str], bool]:
     """The groups `user` is in, all asked at once within one budget; and whether any failed.
 
+    `enough(member_of, pending)` ends the wait early once it says the answer is known.
     A group not answered within the budget counts as not holding the user, never as
     holding them. Its lookup is left to finish, so the directory's cache has it next time.
     """
@@ -180,7 +216,7 @@ async def _memberships(
     failed = False
     pending = set(lookups)
     deadline = asyncio.get_running_loop().time() + GROUP_LOOKUP_BUDGET_SECONDS
-    while pending and not (member_of and first_is_enough):
+    while pending and not (enough and enough(member_of, {lookups[p] for p in pending})):
         left = deadline - asyncio.get_running_loop().time()
         done, pending = await asyncio.wait(
             pending, timeout=max(left, 0), return_when=asyncio.FIRST_COMPLETED
@@ -290,7 +326,12 @@ class _Reader:
             channels = frozenset(
                 self.slack_id(n, "channel") for n in self.sequence(entries["channels"])
             )
-        return Binding(permission, frozenset(users), tuple(groups), resources, channels)
+        impersonate = (
+            self.service_account(entries["impersonate"]) if "impersonate" in entries else None
+        )
+        return Binding(
+            permission, frozenset(users), tuple(groups), resources, channels, impersonate
+        )
 
     def members(self, node: yaml.Node) -> tuple[list[str], list[str]]:
         users: list[str] = []
@@ -324,6 +365,16 @@ class _Reader:
                 "projects/PROJECT/locations/LOCATION/operations/OPERATION ('*' allowed)",
             )
         return pattern
+
+    def service_account(self, node: yaml.Node) -> str:
+        email = self.scalar(node)
+        if _SERVICE_ACCOUNT.fullmatch(email) is None:
+            raise self.fail(
+                node,
+                f"impersonate {email!r} is not a service-account email "
+                "(like NAME@PROJECT.iam.gserviceaccount.com)",
+            )
+        return email
 
     def slack_id(self, node: yaml.Node, kind: str, value: str | None = None) -> str:
         text = self.scalar(node) if value is None else value

@@ -14,6 +14,9 @@ AUDIT_STREAM = "cancel-op:audit"
 # About a year of a busy team's decisions; older entries are trimmed (approximately, cheaply).
 AUDIT_MAX_ENTRIES = 100_000
 
+# `acting_as` of an entry whose Google calls (if any) carry the bot's own credentials.
+OWN_IDENTITY = "bot"
+
 log = logging.getLogger("cancel_op.audit")
 
 
@@ -22,15 +25,27 @@ class Audit:
         self._redis = client
 
     async def record(
-        self, event: str, *, actor: str, operation: str, channel: str, outcome: str, **extra: Any
+        self,
+        event: str,
+        *,
+        actor: str,
+        operation: str,
+        channel: str,
+        outcome: str,
+        acting_as: str | None = None,
+        **extra: Any,
     ) -> None:
-        """Log and append one decision; a Redis outage loses the stream entry, never the log."""
+        """Log and append one decision; a Redis outage loses the stream entry, never the log.
+
+        `acting_as`: the service account the request's Google calls act as (None or "":
+        the bot's own identity)."""
         entry: dict[str, str] = {
             "event": event,
             "actor": actor,
             "operation": operation,
             "channel": channel,
             "outcome": outcome,
+            "acting_as": acting_as or OWN_IDENTITY,
             "at": f"{time.time():.3f}",
             **{key: redact(str(value)) for key, value in extra.items()},
         }

@@ -40,7 +40,8 @@ POLL_LAG = Histogram(
 )
 GOOGLE_REQUESTS = Counter(
     "cancel_op_google_requests",
-    "HTTP calls to the Operations API, by verb (get, cancel, list) and google.rpc code name.",
+    "HTTP calls to Google, by verb (get, cancel, list of the Operations API; "
+    "generateAccessToken of the IAM Credentials API) and google.rpc code name.",
     ["method", "code"],
     registry=REGISTRY,
 )
@@ -63,6 +64,11 @@ def count_google_call(method: str, url: str, code: str) -> None:
     path = urlsplit(url).path
     verb = "cancel" if path.endswith(":cancel") else "list" if path.endswith("/operations") else ""
     GOOGLE_REQUESTS.labels(verb or method.lower(), code).inc()
+
+
+def count_token_request(code: str) -> None:
+    """One token asked of the IAM Credentials API for a service account, and its code."""
+    GOOGLE_REQUESTS.labels("generateAccessToken", code).inc()
 
 
 class SlackErrorCounter(AsyncRetryHandler):

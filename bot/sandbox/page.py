@@ -1,5 +1,6 @@
-"""The sandbox page and what it reads besides Slack: the workspace, the emulated operations,
-and a way to raise a fresh alert.
+"""The sandbox page and what it reads besides Slack: the workspace, the emulated operations
+(with the identity each call carried), the IAM Credentials stand-in (which can refuse the
+impersonated account), and a way to raise a fresh alert.
 
 Alerts are raised as a pipeline raises them: the operation is added to the Operations
 stand-in, and the alert is posted with `chat.postMessage` under the pipeline's own token.
@@ -22,8 +23,9 @@ STATIC_DIR = Path(__file__).with_name("static")
 
 
 class SandboxPage:
-    def __init__(self, operations_url: str) -> None:
+    def __init__(self, operations_url: str, iam_url: str) -> None:
         self._operations_url = operations_url  # the Operations stand-in's base URL
+        self._iam_url = iam_url  # the IAM Credentials stand-in's
         self._slack_url = ""  # this server's own, known once it listens
         self._raised = itertools.count(1)
         self._http: aiohttp.ClientSession | None = None
@@ -34,6 +36,8 @@ class SandboxPage:
         app.router.add_get("/sandbox/workspace", self._workspace)
         app.router.add_get("/sandbox/operations", self._operations)
         app.router.add_post("/sandbox/alerts", self._raise_alert)
+        app.router.add_get("/sandbox/iam", self._iam)
+        app.router.add_post("/sandbox/iam", self._set_refusal)
         app.cleanup_ctx.append(self._session)
 
     async def _session(self, _: web.Application) -> AsyncIterator[None]:
@@ -58,6 +62,7 @@ class SandboxPage:
                 "directory": workspace.DIRECTORY,
                 "usergroups": {workspace.ROTATION: workspace.ROTATION_HANDLE},
                 "parent": workspace.PARENT,
+                "impersonated": workspace.IMPERSONATED,
                 "shortcut": workspace.SHORTCUT,
                 "behaviours": [
                     {"value": b.value, "label": label} for b, label in workspace.BEHAVIOURS.items()
@@ -81,8 +86,35 @@ class SandboxPage:
             "status_message",
             "create_time",
             "end_time",
+            "calls_as",
         )
         return web.json_response([{k: op.get(k) for k in keep} for op in operations])
+
+    async def _iam(self, _: web.Request) -> web.Response:
+        """Tokens asked for the impersonated account, and whether it is refused now."""
+        assert self._http is not None
+        async with self._http.get(f"{self._iam_url}/_standin/iam") as response:
+            summary = await response.json()
+        asked = [r for r in summary["requests"] if r["account"] == workspace.IMPERSONATED]
+        return web.json_response(
+            {
+                "account": workspace.IMPERSONATED,
+                "minted": sum(1 for r in asked if r["status"] == 200),
+                "refused": sum(1 for r in asked if r["status"] != 200),
+                "refusing": summary["refusals"].get(workspace.IMPERSONATED),
+            }
+        )
+
+    async def _set_refusal(self, request: web.Request) -> web.Response:
+        """{"refuse": true | false}: the account's token requests answer PERMISSION_DENIED."""
+        assert self._http is not None
+        fields = await request.json()
+        refuse = "PERMISSION_DENIED" if isinstance(fields, dict) and fields.get("refuse") else None
+        url = f"{self._iam_url}/_standin/iam/refusals"
+        body = {"account": workspace.IMPERSONATED, "refuse": refuse}
+        async with self._http.post(url, json=body) as response:
+            response.raise_for_status()
+        return await self._iam(request)
 
     async def _raise_alert(self, request: web.Request) -> web.Response:
         fields = await request.json()

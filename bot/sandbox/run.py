@@ -1,4 +1,5 @@
-"""Starts the sandbox: stand-ins for Google and Slack, the page, then the real bot.
+"""Starts the sandbox: stand-ins for Google (Operations and IAM Credentials APIs) and Slack,
+the page, then the real bot.
 
 The bot gets its settings the way production does (an environment read by
 `Settings.from_env`, an allowlist file, the embedded Redis), only built here instead of
@@ -29,6 +30,7 @@ from bot.runtime.redis_server import EmbeddedRedis
 from bot.sandbox import workspace
 from bot.sandbox.page import SandboxPage
 from bot.server import EVENTS_PATH, serve
+from bot.standins.iam_credentials import IamCredentialsStandIn
 from bot.standins.operations_api import OperationsStandIn
 from bot.standins.runner import BackgroundServer
 from bot.standins.slack_api import SlackStandIn
@@ -47,9 +49,17 @@ def run_sandbox(port: int) -> None:
             stack.callback(_log_to_file(data_dir / LOG_FILE))
             bot_port = _free_port()
             secret = secrets.token_hex(16)
-            google_server = BackgroundServer(OperationsStandIn().make_app).start()
+            iam = IamCredentialsStandIn()
+            # Tokens of 5 minutes are never kept (the bot renews 5 minutes early): each call
+            # asks for one, so the page's Refuse switch shows at the next call.
+            iam.state.lifetime_seconds = 300
+            iam_server = BackgroundServer(iam.make_app).start()
+            stack.callback(iam_server.stop)
+            operations = OperationsStandIn()
+            operations.minted = iam.minted  # so it knows which account each token is
+            google_server = BackgroundServer(operations.make_app).start()
             stack.callback(google_server.stop)
-            page = SandboxPage(google_server.url)
+            page = SandboxPage(google_server.url, iam_server.url)
             request_url = f"http://{HOST}:{bot_port}{EVENTS_PATH}"
             slack_server = _start_slack(port, request_url, secret, page)
             stack.callback(slack_server.stop)
@@ -58,6 +68,7 @@ def run_sandbox(port: int) -> None:
                 "SLACK_SIGNING_SECRET": secret,
                 "SLACK_API_URL": f"{slack_server.url}/api/",
                 "OPERATIONS_API_URL": f"{google_server.url}/v1",
+                "IAM_CREDENTIALS_API_URL": f"{iam_server.url}/v1",
                 "GOOGLE_AUTH": "anonymous",
                 "PORT": str(bot_port),
                 "BOT_DATA_DIR": str(data_dir),

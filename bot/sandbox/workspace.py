@@ -44,12 +44,18 @@ DIRECTORY: dict[str, str] = {
 SHORTCUT = {"name": "Cancel operation", "callback_id": SHORTCUT_CALLBACK_ID}
 
 SERVICE = "cloudaicompanion"
+# Ada's cancels act as this service account, so Google's IAM decides too; Grace's use the
+# bot's own credentials. The panel shows which identity each Google call carried.
+IMPERSONATED = "oncall-cancel@shop-prod.iam.gserviceaccount.com"
 ALLOWLIST = f"""\
 # The sandbox's allowlist: Ada directly, Grace through the on-call user group; Sam is
-# in neither, so every request of Sam's is refused.
+# in neither, so every request of Sam's is refused. Ada's cancels act as {IMPERSONATED}.
 bindings:
   - permission: {SERVICE}.operations.cancel
-    members: [user:{ONCALL}, usergroup:{ROTATION}]
+    members: [user:{ONCALL}]
+    impersonate: {IMPERSONATED}
+  - permission: {SERVICE}.operations.cancel
+    members: [usergroup:{ROTATION}]
   - permission: {SERVICE}.operations.get
     members: [user:{ONCALL}, usergroup:{ROTATION}]
   - permission: {SERVICE}.operations.list

@@ -213,7 +213,7 @@ def status_reply(name: OperationName, operation: Operation) -> tuple[str, Blocks
 
 def lookup_failed(subject: str, error: OperationsError) -> tuple[str, Blocks]:
     text = f"I could not read {subject} from Google."
-    return text, [_section(text), *outcome_blocks(error.code, error.message, Place.LOOKUP)]
+    return text, [_section(text), *error_blocks(error, Place.LOOKUP)]
 
 
 def list_reply(parent: OperationParent, running: list[Operation], total: int) -> tuple[str, Blocks]:
@@ -330,8 +330,11 @@ def _seconds_since(moment: datetime) -> float:
     return (datetime.now(UTC) - moment).total_seconds()
 
 
-def confirmation_view(name: OperationName, operation: Operation, metadata: str) -> View:
+def confirmation_view(
+    name: OperationName, operation: Operation, metadata: str, account: str | None = None
+) -> View:
     blocks = _operation_blocks(name, operation)
+    blocks.append(_context(acting_as_text(account)))
     if operation.done:
         blocks.append(
             _section(":white_check_mark: This operation has already finished: nothing to cancel.")
@@ -371,9 +374,16 @@ def refusal_view(text: str) -> View:
 # Channel and thread messages
 
 
-def request_message(name: OperationName, requester: str) -> tuple[str, Blocks]:
+def request_message(name: OperationName, requester: str, account: str = "") -> tuple[str, Blocks]:
     text = f"<@{requester}> asked to cancel `{name}`."
-    return text, [_section(f":octagonal_sign: {text}")]
+    return text, [_section(f":octagonal_sign: {text}"), _context(acting_as_text(account))]
+
+
+def acting_as_text(account: str | None) -> str:
+    """Whose Google identity the bot uses for a request: a service account, or its own."""
+    if account:
+        return f":bust_in_silhouette: Acting in Google Cloud as `{escape(account)}`."
+    return ":bust_in_silhouette: Acting in Google Cloud with the bot's own credentials."
 
 
 def cancel_answer(error: OperationsError | None) -> tuple[str, Blocks]:
@@ -385,16 +395,29 @@ def cancel_answer(error: OperationsError | None) -> tuple[str, Blocks]:
         )
         return text, [_section(f":white_check_mark: *{text}*\n{detail}")]
     text = f"Google answered the cancel request with {error.code.name}."
+    if error.token_refused:
+        text = (
+            f"I did not send the cancel: Google's IAM Credentials API answered "
+            f"{error.code.name} when I asked for a token to act as `{escape(error.account)}`."
+        )
     return text, [
         _section(f":x: *{text}*"),
-        *outcome_blocks(error.code, error.message, Place.CANCEL_ANSWER),
+        *error_blocks(error, Place.CANCEL_ANSWER),
     ]
 
 
-def outcome_blocks(code: RpcCode, message: str, place: Place) -> Blocks:
-    """A code in words: what it means and what to do next where it is shown (`place`)."""
+def error_blocks(error: OperationsError, place: Place) -> Blocks:
+    """A failed Google call in words; a token refused for a service account is told as such
+    wherever it happened, since nothing reached the Operations API then."""
+    where = Place.TOKEN if error.token_refused else place
+    return outcome_blocks(error.code, error.message, where, error.account)
+
+
+def outcome_blocks(code: RpcCode, message: str, place: Place, account: str = "") -> Blocks:
+    """A code in words: what it means and what to do next where it is shown (`place`), as
+    `account` (the service account the bot acted as; "" for its own credentials)."""
     detail = f"Google said: {_fit(message, _GOOGLE_TEXT)}" if message else ""
-    meaning, next_step = code.meaning_at(place), code.next_step_at(place)
+    meaning, next_step = code.meaning_at(place, account), code.next_step_at(place, account)
     return [
         _section(f"*{code.name}* (code {code.number}): {meaning}\n*Next:* {next_step}"),
         *([_context(detail)] if detail else []),
@@ -466,5 +489,5 @@ def lost_track_message(name: OperationName, error: OperationsError) -> tuple[str
     text = f"I lost track of `{name}`: Google kept answering {error.code.name}. I stopped watching."
     return text, [
         _section(f":warning: *{text}*"),
-        *outcome_blocks(error.code, error.message, Place.LOOKUP),
+        *error_blocks(error, Place.LOOKUP),
     ]

@@ -4,7 +4,8 @@ Operations are seeded with a behaviour that decides how they answer a cancel. It
 Google does, per method and operation, for a number of calls or until healed: any
 google.rpc error (UNAVAILABLE or 429 for ever), and answers that trickle in a byte at a
 time. Point OPERATIONS_API_URL at `{url}/v1`; service-account credentials can use
-`{url}/token`.
+`{url}/token`. Given the IAM Credentials stand-in's `minted`, it knows which service account
+each request acts as, refuses an expired token, and can deny an account on some resources.
 """
 
 from __future__ import annotations
@@ -14,13 +15,15 @@ import json
 import re
 import time
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from enum import Enum
 from typing import Any
 
 from aiohttp import web
+
+from bot.standins.iam_credentials import MintedToken
 
 _PATH = re.compile(r"/v1/(projects/[^/]+/locations/[^/]+/operations/[^/:]+)(:cancel)?")
 _LIST_PATH = re.compile(r"/v1/(projects/[^/]+/locations/[^/]+)/operations")
@@ -104,6 +107,7 @@ class Request:
     authorization: str
     started: float  # time.monotonic() when it arrived, before any set latency
     ended: float = 0.0  # when it was answered
+    identity: str = ""  # the service account whose token it carried; "" for any other
 
 
 @dataclass
@@ -118,6 +122,8 @@ class OperationsState:
     trickle: dict[tuple[str, str], float] = field(default_factory=dict)
     latency_seconds: float = 0.0
     tokens_issued: int = 0
+    # service account -> resource prefixes on which it lacks every operations permission
+    denied: dict[str, list[str]] = field(default_factory=dict)
 
     def add(self, operation: FakeOperation) -> FakeOperation:
         self.operations[operation.name] = operation
@@ -138,11 +144,17 @@ class OperationsState:
     def requests_for(self, name: str, action: str = "") -> list[Request]:
         return [r for r in self.requests if r.name == name and r.action == action]
 
+    def deny(self, account: str, prefix: str) -> None:
+        """`account` holds no cloudaicompanion.operations.* permission under `prefix`."""
+        self.denied.setdefault(account, []).append(prefix)
+
 
 class OperationsStandIn:
     def __init__(self, access_token: str = "stand-in-access-token") -> None:
         self.state = OperationsState()
         self.access_token = access_token
+        # The IAM Credentials stand-in's lookup of the tokens it minted, when there is one.
+        self.minted: Callable[[str], MintedToken | None] = lambda authorization: None
 
     def reset(self) -> None:
         self.state = OperationsState()
@@ -156,8 +168,11 @@ class OperationsStandIn:
         return app
 
     async def _list(self, request: web.Request) -> web.Response:
-        """The emulated operations and what was asked of them (benchmarks, the sandbox)."""
-        listed = [{**asdict(op), "behaviour": op.behaviour.value, "status_message": op.status_now()}
+        """The emulated operations and what was asked of them (benchmarks, the sandbox),
+        with the calls about each by the identity they carried."""
+        calls = _calls_as(self.state)
+        listed = [{**asdict(op), "behaviour": op.behaviour.value, "status_message": op.status_now(),
+                   "calls_as": calls.get(op.name, {})}
                   for op in self.state.operations.values()]  # fmt: skip
         return web.json_response(listed, dumps=_dumps)
 
@@ -197,19 +212,27 @@ class OperationsStandIn:
         # Recorded on arrival, in the state of the test that sent it, before any latency.
         state = self.state
         listing = _LIST_PATH.fullmatch(request.path)
+        authorization = request.headers.get("Authorization", "")
+        minted = self.minted(authorization)
+        identity = minted.account if minted else ""
         if listing is not None and request.method == "GET":
-            state.requests.append(Request("GET", listing.group(1), "list", "", time.monotonic()))
+            parent = listing.group(1)
+            state.requests.append(Request("GET", parent, "list", authorization,
+                                          time.monotonic(), identity=identity))  # fmt: skip
             await self._lag(state)
-            return self._list_page(state, listing.group(1), request.query)
+            refused = _refused(state, minted, parent, "list")
+            return refused or self._list_page(state, parent, request.query)
         match = _PATH.fullmatch(request.path)
         if match is None:
             return _error(404, "NOT_FOUND", f"no such path {request.path}")
         name, action = match.group(1), (match.group(2) or "").lstrip(":")
-        record = Request(request.method, name, action, request.headers.get("Authorization", ""),
-                         time.monotonic())  # fmt: skip
+        record = Request(request.method, name, action, authorization, time.monotonic(),
+                         identity=identity)  # fmt: skip
         state.requests.append(record)
         await self._lag(state)
-        response = self._answer(state, request.method, name, action)
+        permission = action or ("get" if request.method == "GET" else "")
+        refused = _refused(state, minted, name, permission)
+        response = refused or self._answer(state, request.method, name, action)
         interval = state.trickle.get((request.method, name))
         if interval is not None:
             return await _trickle(request, response, interval)
@@ -329,6 +352,39 @@ def _rfc3339(timestamp: float) -> str:
 
 def _dumps(value: Any) -> str:
     return json.dumps(value, default=str)
+
+
+def _calls_as(state: OperationsState) -> dict[str, dict[str, dict[str, int]]]:
+    """{name: {identity: {GET: n, cancel: n}}} in one pass; identity "" is the bot's own."""
+    calls: dict[str, dict[str, dict[str, int]]] = {}
+    for request in state.requests:
+        by_kind = calls.setdefault(request.name, {}).setdefault(request.identity, {})
+        kind = request.action or request.method
+        by_kind[kind] = by_kind.get(kind, 0) + 1
+    return calls
+
+
+def _refused(
+    state: OperationsState, minted: MintedToken | None, resource: str, permission: str
+) -> web.Response | None:
+    """Google's IAM for a service account's token: expired, or without the permission."""
+    if minted is None:
+        return None
+    if time.time() >= minted.expires:
+        return _error(
+            401,
+            "UNAUTHENTICATED",
+            "Request had invalid authentication credentials. Expected OAuth 2 access token, "
+            "login cookie or other valid authentication credential.",
+        )
+    if any(resource.startswith(prefix) for prefix in state.denied.get(minted.account, [])):
+        return _error(
+            403,
+            "PERMISSION_DENIED",
+            f"Permission 'cloudaicompanion.operations.{permission}' denied on resource "
+            f"'//cloudaicompanion.googleapis.com/{resource}' (or it may not exist).",
+        )
+    return None
 
 
 def _error(status: int, rpc_status: str, message: str) -> web.Response:

@@ -305,29 +305,32 @@ class Watcher:
             if not await self.store.hold(in_flight, claim.token, hold_ms):
                 raise PostInProgress(in_flight)
             try:
-                await self._within_deadline(self._operations.cancel(name))
+                await self._within_deadline(self._operations.cancel(name, watch.account or None))
                 outcome = "OK|"
             except OperationsError as exc:
-                outcome = f"{exc.code.name}|{exc.message}"
+                outcome = exc.to_record()
             except asyncio.CancelledError:
                 # Cut short (shutdown, lost lease): the next step sends it at once; Google
                 # may get it twice, which cancelling tolerates.
                 await self.store.release(in_flight, claim.token)
                 raise
             await self.store.remember(key, outcome)
-            code, _, message = outcome.partition("|")
+            error = OperationsError.from_record(outcome)
+            code = error.code.name if error else "OK"
             metrics.CANCELS.labels(code).inc()
             await self._audit.record(
                 "cancel_sent", actor=watch.requester, operation=watch.operation,
-                channel=watch.channel, outcome=code, google_message=message,
+                channel=watch.channel, outcome=code, acting_as=watch.account,
+                google_message=error.message if error else "",
+                token_refused=bool(error and error.token_refused),
             )  # fmt: skip
             sent = outcome
-        return _error_of(sent)
+        return OperationsError.from_record(sent, watch.account)
 
     async def _post_request(self, watch: Watch, name: OperationName) -> Watch:
         """Post where the request came from; if the bot may not, in the requester's DM;
         the watch comes back with where its follow-ups go ("" when Slack took neither)."""
-        text, blocks = messages.request_message(name, watch.requester)
+        text, blocks = messages.request_message(name, watch.requester, watch.account)
         try:
             channel, ts = await self._poster.post(
                 posted_key(watch.id, "request"), watch.channel, text, blocks,
@@ -357,7 +360,7 @@ class Watcher:
             return self._timed_out(watch, name, watched_ms)
         self.liveness.polls += 1
         try:
-            operation = await self._within_deadline(self._polling.get(name))
+            operation = await self._within_deadline(self._polling.get(name, watch.account or None))
         except OperationsError as exc:
             return self._poll_failed(watch, name, exc, watched_ms)
         watch = watch.but(polls=watch.polls + 1, errors=0, last_error="")
@@ -373,7 +376,7 @@ class Watcher:
     def _poll_failed(
         self, watch: Watch, name: OperationName, exc: OperationsError, watched_ms: int
     ) -> _Again | Watch:
-        watch = watch.but(polls=watch.polls + 1, last_error=f"{exc.code.name}|{exc.message}")
+        watch = watch.but(polls=watch.polls + 1, last_error=exc.to_record())
         if exc.code in _SLOW_DOWN:
             return _Again(watch, self._within_watch(watched_ms, self._schedule.busy_wait()))
         errors = watch.errors + 1
@@ -386,7 +389,7 @@ class Watcher:
     def _timed_out(self, watch: Watch, name: OperationName, watched_ms: int) -> Watch:
         """The deadline, whatever Google answered last: its error if it failed, else
         "still running"."""
-        error = _error_of(watch.last_error) if watch.last_error else None
+        error = OperationsError.from_record(watch.last_error, watch.account)
         if error is not None:
             text, blocks = messages.lost_track_message(name, error)
             return _ending(watch, text, blocks, f"lost_track:{error.code.name}", "watching stopped")
@@ -451,7 +454,7 @@ class Watcher:
     async def _record_end(self, watch: Watch, outcome: str) -> None:
         await self._audit.record(
             "final_state", actor=watch.requester, operation=watch.operation,
-            channel=watch.channel, outcome=outcome, polls=watch.polls,
+            channel=watch.channel, outcome=outcome, acting_as=watch.account, polls=watch.polls,
         )  # fmt: skip
 
     # Where follow-ups go
@@ -486,7 +489,7 @@ class Watcher:
                   extra={"watch": watch.id, "kind": kind, "slack_error": reason})  # fmt: skip
         await self._audit.record(
             "undelivered", actor=watch.requester, operation=watch.operation,
-            channel=watch.channel, outcome=reason, kind=kind, text=text,
+            channel=watch.channel, outcome=reason, acting_as=watch.account, kind=kind, text=text,
         )  # fmt: skip
         await self.store.remember(key, reason)
 
@@ -495,12 +498,6 @@ def _ending(watch: Watch, text: str, blocks: messages.Blocks, outcome: str, summ
     return watch.but(
         stage="ending", last_word=json.dumps([text, blocks]), outcome=outcome, summary=summary
     )
-
-
-def _error_of(outcome: str) -> OperationsError | None:
-    """The error kept as "CODE|message" ("OK|" for none)."""
-    code, _, message = outcome.partition("|")
-    return None if code == "OK" else OperationsError(RpcCode[code], message)
 
 
 def _seconds_since(moment: float) -> float | None:

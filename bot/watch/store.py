@@ -204,6 +204,9 @@ class Watch:
     last_word: str = ""  # JSON [text, blocks] of the final follow-up, once known
     outcome: str = ""  # the final state for the audit, once known
     summary: str = ""  # the final state in a few words, for the status message
+    # The service account every Google call of the watch acts as; "" for the bot's own
+    # credentials (and for watches stored before accounts were kept).
+    account: str = ""
 
     def to_json(self) -> str:
         # Its fields are flat strings and numbers: vars() is the same dict as asdict(),

@@ -63,8 +63,13 @@ def test_the_on_call_engineer_cancels_from_the_alert_in_two_clicks(
     dialog = page.get_by_role("dialog")
     expect(dialog.locator("[data-modal=submit]")).to_have_text("Cancel operation")
     expect(dialog).to_contain_text("Cancelling is best effort")
-    # What the modal shows was read from Google just now: the panel counts that GET.
+    # What the modal shows was read from Google just now: the panel counts that GET, and
+    # names the service account Ada's binding acts as, whose token it carried.
     expect(page.locator(f".operation[data-name='{operation.name}']")).to_contain_text("1 GET")
+    expect(dialog).to_contain_text(f"Acting in Google Cloud as {workspace.IMPERSONATED}")
+    identity = page.locator(f".operation[data-name='{operation.name}'] .op-identity")
+    expect(identity).to_have_text(f"1 GET as {workspace.IMPERSONATED}")
+    expect(page.locator("#iam")).to_contain_text(workspace.IMPERSONATED)
     screenshot(page, "confirmation")
     confirm(page, operation)  # click two
 

@@ -107,11 +107,12 @@ async def _read(
         if isinstance(resource, OperationParent):
             # Each operation is shown only if the caller's list bindings cover it.
             running, total = await services.operations.list_running(
-                resource, messages.LIST_LIMIT, grant.covers
+                resource, messages.LIST_LIMIT, grant.covers, decision.account
             )
             text, blocks = messages.list_reply(resource, running, total)
         else:
-            text, blocks = messages.status_reply(resource, await services.operations.get(resource))
+            operation = await services.operations.get(resource, decision.account)
+            text, blocks = messages.status_reply(resource, operation)
     except OperationsError as exc:
         subject = f"the operations in `{resource}`" if action is Action.LIST else f"`{resource}`"
         text, blocks = messages.lookup_failed(subject, exc)

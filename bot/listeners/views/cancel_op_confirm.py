@@ -38,7 +38,9 @@ async def cancel_op_confirm(
         await _refuse(ack, services, user, str(name), confirm.channel, "denied",
                       messages.denied_text(decision, name))  # fmt: skip
         return
-    request = CancelRequest(name, user, confirm.channel, confirm.thread_ts)
+    request = CancelRequest(
+        name, user, confirm.channel, confirm.thread_ts, account=decision.account or ""
+    )
     try:
         submission = await services.cancellations.request(view["id"], request)
     except redis.RedisError:
@@ -52,8 +54,9 @@ async def cancel_op_confirm(
     # who asked to cancel what); a modal stays only for what the person must read.
     await ack(response_action="clear")
     await services.audit.record(
-        "confirmed", actor=user, operation=str(name), channel=confirm.channel, outcome="confirmed"
-    )
+        "confirmed", actor=user, operation=str(name), channel=confirm.channel,
+        outcome="confirmed", acting_as=decision.account,
+    )  # fmt: skip
 
 
 async def _refuse(

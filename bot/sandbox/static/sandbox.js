@@ -548,11 +548,50 @@ async function refreshOperations() {
         op.status_message ? el("div", { class: "op-status hint" }, op.status_message) : null,
         el("div", { class: "op-row" },
           el("span", { class: "hint" }, op.gets + " GET" + (op.gets === 1 ? "" : "s")),
-          el("button", { type: "button", class: "link-button", onclick: () => fillComposer(op.name) }, "/cancel-op this")));
+          el("button", { type: "button", class: "link-button", onclick: () => fillComposer(op.name) }, "/cancel-op this")),
+        ...callsAs(op.calls_as || {}));
     }));
   } catch (error) {
     // The sandbox is stopping; the next refresh says so by failing again.
   }
+}
+
+// Which identity each Google call about an operation carried: a service account's token
+// (a binding with `impersonate`) or the bot's own credentials.
+function callsAs(byIdentity) {
+  return Object.entries(byIdentity).map(([identity, calls]) => {
+    const counts = Object.entries(calls).map(([kind, n]) => n + " " + kind + (n === 1 ? "" : "s")).join(", ");
+    const who = identity ? "as " + identity : "with the bot's own credentials";
+    return el("div", { class: "op-identity hint", "data-identity": identity }, counts + " " + who);
+  });
+}
+
+// The IAM Credentials stand-in: tokens minted for the impersonated account, and a switch
+// that makes it refuse them (PERMISSION_DENIED), as when the bot lacks Token Creator.
+async function refreshIam() {
+  try {
+    showIam(await (await fetch("/sandbox/iam")).json());
+  } catch (error) {
+    // As above: the sandbox is stopping.
+  }
+}
+
+function showIam(iam) {
+  document.getElementById("iam").replaceChildren(
+    el("div", { class: "op-name" }, iam.account),
+    el("div", { class: "op-row" },
+      el("span", { class: "hint", id: "iam-counts" },
+        iam.minted + " token" + (iam.minted === 1 ? "" : "s") + " minted, " + iam.refused + " refused"),
+      el("button", { type: "button", class: "link-button", id: "iam-toggle",
+        onclick: () => setRefusal(!iam.refusing) },
+      iam.refusing ? "Allow again" : "Refuse (PERMISSION_DENIED)")));
+}
+
+async function setRefusal(refuse) {
+  const answer = await fetch("/sandbox/iam", {
+    method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ refuse }),
+  });
+  showIam(await answer.json());
 }
 
 function behaviourLabel(value) {
@@ -603,7 +642,9 @@ async function start() {
   window.addEventListener("hashchange", showLinkedThread);
   switchUser(first);
   refreshOperations();
+  refreshIam();
   setInterval(refreshOperations, 1000);
+  setInterval(refreshIam, 1000);
 }
 
 start();
