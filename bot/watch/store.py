@@ -204,6 +204,7 @@ class Watch:
     last_word: str = ""  # JSON [text, blocks] of the final follow-up, once known
     outcome: str = ""  # the final state for the audit, once known
     summary: str = ""  # the final state in a few words, for the status message
+    approver: str = ""  # who approved the cancel, when the operation needed approval
 
     def to_json(self) -> str:
         # Its fields are flat strings and numbers: vars() is the same dict as asdict(),

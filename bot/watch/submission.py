@@ -23,6 +23,7 @@ class CancelRequest:
     requester: str
     channel: str
     thread_ts: str  # the alert's ts when started from a message, else ""
+    approver: str = ""  # who approved it, when the operation needed approval
 
 
 class Cancellations:
@@ -42,6 +43,7 @@ class Cancellations:
             channel=request.channel,
             origin_thread_ts=request.thread_ts,
             started_ms=0,  # set from Redis's clock when first claimed
+            approver=request.approver,
         )
         submission = await self._store.submit(submission_id, watch, SUBMISSION_KEY_TTL_SECONDS)
         if submission.queued:
