@@ -144,7 +144,13 @@ def test_a_missing_file_is_named(tmp_path: Path) -> None:
 def test_the_example_allowlist_in_the_repository_loads() -> None:
     path = Path(__file__).resolve().parent.parent / "allowlist.example.yaml"
     policy = load_allowlist(path, "cloudaicompanion")
-    assert [b.permission.rsplit(".", 1)[1] for b in policy.bindings] == ["cancel", "get", "list"]
+    assert [b.permission.rsplit(".", 1)[1] for b in policy.bindings] == [
+        "cancel", "cancel", "get", "list"
+    ]  # fmt: skip
+    billing = OperationName("prod-billing", "us-central1", "op-1")
+    rule = policy.approval_for(billing, "C0000INCIDENTS")
+    assert rule is not None and rule.groups == ("S0000LEADS",)
+    assert policy.approval_for(NAME, "C0000INCIDENTS") is None
 
 
 class SlowGroups(Groups):
