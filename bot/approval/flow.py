@@ -77,7 +77,9 @@ class Approvals:
             reason=reason[:REASON_LIMIT],
             approvers=" ".join(rule.members()),
         )
-        opened = await self.store.open(submission_id, request, rule.expires_after_seconds * 1000)
+        opened = await self.store.open(
+            submission_id, request, rule.expires_after_seconds * 1000, self._finish_within_ms
+        )
         if opened.opened and opened.first_time:
             await self._audit.record(
                 "approval_requested", actor=requester, operation=str(name), channel=channel,
@@ -87,7 +89,9 @@ class Approvals:
         return opened
 
     async def post(self, request_id: str) -> None:
-        """Post the request with its buttons, once; if it was decided meanwhile, show that."""
+        """Post the request with its buttons, once; if it was decided meanwhile, show that.
+        If Slack will not take it, nobody can decide it: it is withdrawn and the requester
+        told why. Another process posting it now finishes the job (PostInProgress)."""
         request = await self.store.load(request_id)
         if request is None:
             return
@@ -97,14 +101,32 @@ class Approvals:
             channel, ts = await self._poster.post(
                 posted_key(request.id), request.channel, text, blocks, request.thread_ts
             )
-        except (SlackPostFailed, PostInProgress) as exc:
-            log.warning("approval request not posted", extra={"request": request.id,
-                                                              "error": repr(exc)})  # fmt: skip
+        except SlackPostFailed as failed:
+            await self._withdraw(request, failed.failure.reason)
+            return
+        except PostInProgress:
             return
         await self.store.set_link(request.id, await self._poster.permalink(channel, ts))
+        await self.store.due_at_expiry(request.id)
         current = await self.store.load(request_id)
         if current is not None and current.state != "pending":
             await self._show_decision(current)
+
+    async def _withdraw(self, request: ApprovalRequest, reason: str) -> None:
+        log.warning("approval request not posted; withdrawn",
+                    extra={"request": request.id, "slack_error": reason})  # fmt: skip
+        verdict = await self.store.decide(
+            request, "withdrawn", EXPIRY_ACTOR, self._finish_within_ms
+        )
+        if verdict.outcome != "decided":
+            return
+        text = messages.approval_not_posted_text(request.channel, reason)
+        try:
+            await self._poster.post(f"{posted_key(request.id)}:dm", request.requester, text, None)
+        except (SlackPostFailed, PostInProgress):
+            log.warning("requester not told of the withdrawn request",
+                        extra={"request": request.id})  # fmt: skip
+        await self.carry_out(await self.store.load(request.id) or request)
 
     # Deciding
 
@@ -182,8 +204,9 @@ class Approvals:
         )  # fmt: skip
 
     async def expire(self, request_id: str) -> None:
-        """A request claimed from the due set: expire it if still pending, then carry out
-        whatever it is now (an expiry, or a decision whose effects were cut short)."""
+        """A request claimed from the due set: post it if nobody has, else expire it if
+        still pending; then carry out whatever it is now (an expiry, or a decision whose
+        effects were cut short)."""
         request = await self.store.load(request_id)
         if request is None:
             await self.store.finished(request_id)
@@ -193,7 +216,8 @@ class Approvals:
                 request, "expired", EXPIRY_ACTOR, self._finish_within_ms
             )
             if verdict.outcome == "not_due":
-                return  # claimed early (a clock step): it falls due again at its lease's end
+                await self.post(request_id)  # its poster died before posting it
+                return
             request = await self.store.load(request_id) or request
         await self.carry_out(request)
 

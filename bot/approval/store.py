@@ -23,7 +23,8 @@ RECORD_TTL_SECONDS = 7 * 86_400
 # poller running) still frees its operation.
 PENDING_GRACE_MS = 60_000
 
-State = Literal["pending", "approved", "denied", "expired"]
+# "withdrawn": Slack would not take the request's message, so nobody could decide it.
+State = Literal["pending", "approved", "denied", "expired", "withdrawn"]
 
 
 def record_key(request_id: str) -> str:
@@ -46,7 +47,9 @@ def posted_key(request_id: str) -> str:
 
 
 # Opening must be atomic: two engineers (or a resend of the same submission) asking at
-# once end with one pending request, and a repeat gets the first answer.
+# once end with one pending request, and a repeat gets the first answer. The request falls
+# due first when its message must be posted by (`post_within`), so a process that dies
+# before posting leaves the post to the driver; once posted, it falls due at its expiry.
 _OPEN = """
 local seen = redis.call('GET', KEYS[1])
 if seen then
@@ -62,10 +65,10 @@ local t = redis.call('TIME')
 local now = t[1] * 1000 + math.floor(t[2] / 1000)
 local expires = now + tonumber(ARGV[2])
 redis.call('HSET', KEYS[4], 'state', 'pending', 'created_ms', now, 'expires_ms', expires,
-           unpack(ARGV, 5))
+           unpack(ARGV, 6))
 redis.call('EXPIRE', KEYS[4], ARGV[3])
 redis.call('SET', KEYS[2], ARGV[1], 'PX', tonumber(ARGV[2]) + tonumber(ARGV[4]))
-redis.call('ZADD', KEYS[3], expires, ARGV[1])
+redis.call('ZADD', KEYS[3], math.min(expires, now + tonumber(ARGV[5])), ARGV[1])
 redis.call('SET', KEYS[1], 'opened|' .. ARGV[1], 'EX', ARGV[3])
 return {'opened', ARGV[1], 1}
 """
@@ -90,6 +93,14 @@ redis.call('HSET', KEYS[1], 'state', ARGV[2], 'decided_by', ARGV[3], 'decided_ms
 if redis.call('GET', KEYS[2]) == ARGV[1] then redis.call('DEL', KEYS[2]) end
 redis.call('ZADD', KEYS[3], now + tonumber(ARGV[4]), ARGV[1])
 return {'decided', ARGV[2], ARGV[3]}
+"""
+
+# Only a pending request waits for its expiry; a decided one stays due for its effects.
+_DUE_AT_EXPIRY = """
+local f = redis.call('HMGET', KEYS[1], 'state', 'expires_ms')
+if f[1] ~= 'pending' then return 0 end
+redis.call('ZADD', KEYS[2], 'XX', f[2], ARGV[1])
+return 1
 """
 
 # Claiming pushes each due request past a lease in the same step that reads it, so two
@@ -163,12 +174,15 @@ class ApprovalStore:
         self._open = client.register_script(_OPEN)
         self._decide = client.register_script(_DECIDE)
         self._claim = client.register_script(_CLAIM)
+        self._due_at_expiry = client.register_script(_DUE_AT_EXPIRY)
 
     @staticmethod
     def new_id() -> str:
         return uuid.uuid4().hex
 
-    async def open(self, submission_id: str, request: ApprovalRequest, wait_ms: int) -> Opened:
+    async def open(
+        self, submission_id: str, request: ApprovalRequest, wait_ms: int, post_within_ms: int
+    ) -> Opened:
         """Record a pending request for a submission, unless its operation has one."""
         written = {
             name: str(getattr(request, name))
@@ -178,7 +192,7 @@ class ApprovalStore:
         kind, request_id, fresh = await self._open(
             keys=[view_key(submission_id), pending_key(request.operation), DUE_KEY,
                   record_key(request.id)],
-            args=[request.id, wait_ms, RECORD_TTL_SECONDS, PENDING_GRACE_MS,
+            args=[request.id, wait_ms, RECORD_TTL_SECONDS, PENDING_GRACE_MS, post_within_ms,
                   *(part for item in written.items() for part in item)],
         )  # fmt: skip
         return Opened(kind == "opened", str(request_id), bool(int(fresh)))
@@ -211,6 +225,10 @@ class ApprovalStore:
         raw = await self._claim(keys=[DUE_KEY], args=[limit, lease_ms])
         next_due = int(float(raw[1]))
         return DueBatch(int(raw[0]), None if next_due < 0 else next_due, [str(i) for i in raw[2:]])
+
+    async def due_at_expiry(self, request_id: str) -> None:
+        """The request's message is posted: it falls due next at its expiry, if pending."""
+        await self._due_at_expiry(keys=[record_key(request_id), DUE_KEY], args=[request_id])
 
     async def first_time(self, request_id: str, what: str) -> bool:
         """True once per request and `what` (an audit entry, say), however often asked."""

@@ -528,6 +528,16 @@ def approval_pending_text(name: OperationName, request: ApprovalRequest) -> str:
     )
 
 
+def approval_not_posted_text(channel: str, reason: str) -> str:
+    """The approval request could not be posted, so it was withdrawn."""
+    said = _fit(reason, _REASON_TEXT)
+    return (
+        f":warning: I couldn't post your approval request in <#{channel}> ({said}), so nobody "
+        "could approve it; I withdrew it and nothing was sent to Google. Add me to the "
+        "channel (`/invite @cancel-op`) and ask again."
+    )
+
+
 def reason_missing_text() -> str:
     return "Say why it must be cancelled: the approvers decide on it."
 

@@ -297,3 +297,50 @@ def test_status_shows_a_pending_approval(
     shown = str(reply["blocks"])
     assert "Waiting for approval" in shown and "disk filling up" in shown
     assert f"<@{LEAD}>" in shown and "See the request" in shown
+
+
+def test_a_request_slack_will_not_take_is_withdrawn_and_the_requester_told(
+    start_bot: Callable[..., RunningBot],
+    slack: SlackStandIn,
+    google: OperationsStandIn,
+    redis_url: str,
+) -> None:
+    seed(google)
+    running = start(start_bot, slack)
+    slack.state.closed_channels["C0CHANNEL"] = "not_in_channel"
+    assert closed(ask(running, slack))
+    told = wait_for(lambda: next((m for m in slack.state.messages if m.channel == f"D{ONCALL[1:]}"),
+                                 None), what="the requester's DM")  # fmt: skip
+    assert "withdrew it" in told.text and "not_in_channel" in told.text
+    withdrawn = audit_entries(redis_url, "approval_withdrawn", OP)
+    assert [e["actor"] for e in withdrawn] == ["cancel-op"]
+    # The operation is free again: once the bot is in the channel, a new request opens.
+    del slack.state.closed_channels["C0CHANNEL"]
+    assert closed(ask(running, slack))
+    approval_message(slack)
+    assert cancels_sent(google, OP) == 0
+
+
+def test_a_request_recorded_by_a_process_that_died_before_posting_is_posted_by_another(
+    start_bot: Callable[..., RunningBot],
+    slack: SlackStandIn,
+    google: OperationsStandIn,
+    redis_url: str,
+) -> None:
+    seed(google)
+    first = start(start_bot, slack, WATCH_LEASE_SECONDS="1")
+    approvals = first.bot.services.approvals
+    rule = first.bot.services.allowlist.approval_for(first.bot.services.parse_name(OP), "C0CHANNEL")
+    assert rule is not None
+    # What the submission's listener records just before it would post; then it dies.
+    opened = first.server.call(
+        approvals.open("V0DIED", first.bot.services.parse_name(OP), ONCALL, "C0CHANNEL", "",
+                       "disk full", rule)
+    )  # fmt: skip
+    first.process.stop()
+    assert slack.state.messages == []
+    second = start(start_bot, slack, WATCH_LEASE_SECONDS="1")
+    message = approval_message(slack)
+    assert opened.request_id in str(message.blocks)
+    click(second, message, LEAD, APPROVE)
+    wait_for(lambda: cancels_sent(google, OP) == 1, what="the cancel")
