@@ -271,4 +271,6 @@ def _refusal_of(request: ApprovalRequest, outcome: str, state: str, by: str) -> 
         return ClickResult(request, Refusal.EXPIRED, state="expired")
     if outcome == "missing":
         return ClickResult(None, Refusal.UNKNOWN)
+    if state == "withdrawn":  # by the bot itself: nobody to name
+        return ClickResult(request, Refusal.DECIDED, state=state)
     return ClickResult(request, Refusal.DECIDED, state=state, decided_by=by)

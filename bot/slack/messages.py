@@ -505,7 +505,8 @@ def approval_refusal_text(click: ClickResult) -> str:
     elif refusal is Refusal.NOT_APPROVER:
         text = f"Only {approvers} may decide this request."
     elif refusal is Refusal.DECIDED:
-        text = f"This request was already {click.state} by <@{click.decided_by}>."
+        by = f" by <@{click.decided_by}>" if click.decided_by else ""
+        text = f"This request was already {click.state}{by}."
     elif refusal is Refusal.EXPIRED:
         text = "This request has expired. The requester can ask again with `/cancel-op`."
     else:
