@@ -177,13 +177,13 @@ class Approvals:
         allowlist: Allowlist,
         groups: GroupDirectory,
     ) -> ClickResult | None:
+        if request.state != "pending":  # whoever clicks learns who decided it
+            return _refusal_of(request, "already", request.state, request.decided_by)
         if user == request.requester:
             return ClickResult(request, Refusal.OWN_REQUEST)
         check = await rule_of(request).admits(user, request.requester, groups)
         if not check.allowed:
             return ClickResult(request, Refusal.NOT_APPROVER, note=check.note)
-        if request.state != "pending":
-            return _refusal_of(request, "already", request.state, request.decided_by)
         if state != "approved":
             return None
         # The requester may have left the rotation since asking: the cancel is theirs.

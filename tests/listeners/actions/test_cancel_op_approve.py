@@ -89,9 +89,11 @@ def test_deny_edits_the_request_and_sends_nothing(
     message = approval_message(slack)
     click(running, message, LEAD, DENY)
     decided(message, f"<@{LEAD}> denied")
-    # A later Approve, even by another approver, changes nothing and says who decided.
+    # A later Approve, by another approver or anyone, changes nothing and says who decided.
     click(running, message, LEAD_MEMBER, APPROVE)
     assert f"already denied by <@{LEAD}>" in ephemeral_reply(slack)
+    click(running, message, STRANGER, APPROVE)
+    assert f"already denied by <@{LEAD}>" in ephemeral_reply(slack, 2)
     wait_for(lambda: nothing_due(redis_url), what="the decision carried out")
     assert cancels_sent(google, OP) == 0
     assert [e["actor"] for e in audit_entries(redis_url, "approval_denied", OP)] == [LEAD]
