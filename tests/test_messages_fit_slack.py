@@ -149,6 +149,7 @@ CASES: dict[str, Case] = {
     "approval_pending_text": Case("text", st.builds(
         messages.approval_pending_text, names, approval_requests)),
     "reason_missing_text": Case("text", st.builds(messages.reason_missing_text)),
+    "no_other_approver_text": Case("text", st.builds(messages.no_other_approver_text, names)),
     "approval_not_posted_text": Case("text", st.builds(messages.approval_not_posted_text,
                                                        channels, outside_text)),
     "approval_status_blocks": Case("message", st.builds(

@@ -71,6 +71,10 @@ class ApprovalRule:
         """The approvers as written in the allowlist: users first, then user groups."""
         return [f"user:{u}" for u in sorted(self.users)] + [f"usergroup:{g}" for g in self.groups]
 
+    def has_approvers_besides(self, requester: str) -> bool:
+        """Whether anyone but the requester could approve (a group is assumed to have others)."""
+        return bool(self.groups) or bool(self.users - {requester})
+
     async def admits(self, user: str, requester: str, groups: GroupDirectory) -> ApproverCheck:
         """May `user` decide `requester`'s request? Never their own; groups asked within the
         same budget as every other check."""

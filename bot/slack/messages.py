@@ -539,6 +539,15 @@ def approval_not_posted_text(channel: str, reason: str) -> str:
     )
 
 
+def no_other_approver_text(name: OperationName) -> str:
+    """The only approver of a protected operation is the person asking."""
+    return (
+        f":no_entry: Cancelling `{name}` needs a second person's approval, and the allowlist "
+        "names nobody but you to give it. Nothing was sent to Google. Ask your platform team "
+        "to add approvers to its `approval` block."
+    )
+
+
 def reason_missing_text() -> str:
     return "Say why it must be cancelled: the approvers decide on it."
 

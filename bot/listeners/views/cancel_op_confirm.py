@@ -79,6 +79,10 @@ async def _ask_approval(
     approval: ApprovalRule,
 ) -> None:
     """Nothing goes to Google: the request is recorded once per submission and posted."""
+    if not approval.has_approvers_besides(confirm.requester):
+        await _refuse(ack, services, confirm.requester, str(name), confirm.channel,
+                      "no_other_approver", messages.no_other_approver_text(name))  # fmt: skip
+        return
     reason = _reason(view)
     if not reason:
         await ack(

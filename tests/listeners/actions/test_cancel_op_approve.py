@@ -346,3 +346,20 @@ def test_a_request_recorded_by_a_process_that_died_before_posting_is_posted_by_a
     assert opened.request_id in str(message.blocks)
     click(second, message, LEAD, APPROVE)
     wait_for(lambda: cancels_sent(google, OP) == 1, what="the cancel")
+
+
+def test_a_requester_who_is_the_only_approver_is_refused_at_submit(
+    start_bot: Callable[..., RunningBot],
+    slack: SlackStandIn,
+    google: OperationsStandIn,
+    redis_url: str,
+) -> None:
+    seed(google)
+    approvers = f"[user:{LEAD}, usergroup:{LEADS}, user:{ONCALL}]"
+    only_me = PROTECTED.replace(approvers, f"[user:{ONCALL}]")
+    assert only_me != PROTECTED
+    running = start(start_bot, slack, allowlist=only_me)
+    ack = ask(running, slack)
+    assert "names nobody but you" in view_text(ack["view"])
+    assert slack.state.messages == [] and cancels_sent(google, OP) == 0
+    assert [e["outcome"] for e in audit_entries(redis_url, "denied", OP)] == ["no_other_approver"]
