@@ -15,7 +15,7 @@ import redis.asyncio as redis
 
 from bot.approval.clicks import ClickResult, Refusal
 from bot.approval.store import ApprovalRequest, ApprovalStore, Opened, State, posted_key
-from bot.policy.allowlist import Action, Allowlist, ApprovalRule, GroupDirectory
+from bot.policy.allowlist import Action, Allowlist, ApprovalRule, Decision, GroupDirectory
 from bot.policy.audit import Audit
 from bot.policy.names import OperationName, parse_operation_name
 from bot.slack import messages
@@ -153,17 +153,17 @@ class Approvals:
             request = await self.store.load(request_id)
             if request is None:
                 return ClickResult(None, Refusal.UNKNOWN)
-            refused = await self._check_click(request, user, state, allowlist, groups)
-            if refused is not None:
-                await self._record_refusal(request, user, refused)
-                return refused
+            checked = await self._check_click(request, user, state, allowlist, groups)
+            if isinstance(checked, ClickResult):
+                await self._record_refusal(request, user, checked)
+                return checked
             verdict = await self.store.decide(request, state, user, self._finish_within_ms)
             if verdict.outcome != "decided":
                 result = _refusal_of(request, verdict.outcome, verdict.state, verdict.decided_by)
                 await self._record_refusal(request, user, result)
                 return result
             decided = await self.store.load(request.id)
-            await self.carry_out(decided or request)
+            await self.carry_out(decided or request, checked)
         except redis.RedisError:
             log.warning("approval click not handled (redis)", extra={"request": request_id})
             return ClickResult(None, Refusal.UNAVAILABLE)
@@ -176,7 +176,8 @@ class Approvals:
         state: State,
         allowlist: Allowlist,
         groups: GroupDirectory,
-    ) -> ClickResult | None:
+    ) -> ClickResult | Decision | None:
+        """A refusal; else, for an approval, the requester's own grant as checked again."""
         if request.state != "pending":  # whoever clicks learns who decided it
             return _refusal_of(request, "already", request.state, request.decided_by)
         if user == request.requester:
@@ -193,7 +194,7 @@ class Approvals:
         )
         if not granted.allowed:
             return ClickResult(request, Refusal.REQUESTER_NOT_ALLOWED, requester_decision=granted)
-        return None
+        return granted
 
     async def _record_refusal(
         self, request: ApprovalRequest, user: str, result: ClickResult
@@ -223,9 +224,11 @@ class Approvals:
 
     # Carrying a decision out
 
-    async def carry_out(self, request: ApprovalRequest) -> None:
+    async def carry_out(self, request: ApprovalRequest, granted: Decision | None = None) -> None:
         """The decision's effects, each safe to repeat: audit once, the cancel once, the
-        message edited; then nothing more falls due for the request."""
+        message edited; then nothing more falls due for the request. `granted` is the
+        requester's grant as checked just before an approval; None when the driver carries
+        out a decision whose own process stopped short."""
         if await self.store.first_time(request.id, "audit"):
             await self._audit.record(
                 f"approval_{request.state}", actor=request.decided_by,
@@ -233,13 +236,14 @@ class Approvals:
                 requester=request.requester, reason=request.reason, request=request.id,
             )  # fmt: skip
         if request.state == "approved":
-            await self._send_cancel(request)
+            await self._send_cancel(request, granted)
         await self._show_decision(request)
         await self.store.finished(request.id)
 
-    async def _send_cancel(self, request: ApprovalRequest) -> None:
+    async def _send_cancel(self, request: ApprovalRequest, granted: Decision | None) -> None:
         """The cancel as an unprotected confirm sends it, its follow-ups in the request's
-        thread; the submission key is the request's, so a repeat joins the first."""
+        thread; the submission key is the request's, so a repeat joins the first. It is
+        the requester's cancel, sent under their grant (`granted`, see carry_out)."""
         posted = await self._poster.posted(posted_key(request.id))
         thread = request.thread_of(posted[1] if posted else "")
         cancel = CancelRequest(
