@@ -20,9 +20,9 @@ import json
 import logging
 import statistics
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import redis.asyncio as redis
 
@@ -119,13 +119,13 @@ class Watcher:
         self._google_seconds = min(GOOGLE_CALL_SECONDS, lease_ms * 2 / 3000)
         self._wake = asyncio.Event()
         self._tasks: dict[asyncio.Task[None], Claim] = {}
-        self._beside: list[Callable[[asyncio.Event], Awaitable[None]]] = []
+        self._beside: list[Callable[[asyncio.Event], Coroutine[Any, Any, None]]] = []
         self.liveness = Liveness()
 
     def _forget(self, task: asyncio.Task[None]) -> None:
         self._tasks.pop(task, None)
 
-    def run_beside(self, job: Callable[[asyncio.Event], Awaitable[None]]) -> None:
+    def run_beside(self, job: Callable[[asyncio.Event], Coroutine[Any, Any, None]]) -> None:
         """Run `job(stop)` for as long as the poller runs (the approvals' expiry driver), so
         every process that polls also does it."""
         self._beside.append(job)
@@ -138,7 +138,7 @@ class Watcher:
 
     async def run(self, stop: asyncio.Event) -> None:
         helpers = [asyncio.create_task(self._report(stop)), asyncio.create_task(self._renew(stop))]
-        helpers += [asyncio.create_task(job(stop)) for job in self._beside]  # type: ignore[arg-type]
+        helpers += [asyncio.create_task(job(stop)) for job in self._beside]
         try:
             while not stop.is_set():
                 await self._loop_once(stop)
