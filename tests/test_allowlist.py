@@ -39,6 +39,7 @@ def allowed(text: str, action: Action, user: str, name: OperationName = NAME,
     return decision.allowed
 
 
+CANCEL = "bindings:\n  - permission: cloudaicompanion.operations.cancel\n    members: [user:U1]\n"
 CANCEL_FOR_U1 = """
 bindings:
   - permission: cloudaicompanion.operations.cancel
@@ -122,6 +123,22 @@ def test_resource_patterns_match_segment_by_segment(pattern: str, matches: bool)
          "    members: [user:someone@example.com]\n", 3, "not a Slack user ID"),
         ("bindings:\n  - permission: cloudaicompanion.operations.cancel\n"
          "    members: []\n", 3, "empty"),
+        (CANCEL + "    approval:\n      approvers: [user:U2]\n      expire: 60\n", 6,
+         "unknown key 'expire'"),
+        (CANCEL + "    approval:\n      approvers: []\n", 5, "empty"),
+        (CANCEL + "    approval:\n      expires_after_seconds: 60\n", 5, "without 'approvers'"),
+        (CANCEL + "    approval:\n      approvers: [U2]\n", 5, "needs a prefix"),
+        (CANCEL + "    approval:\n      approvers: [user:U2]\n      expires_after_seconds: 59\n",
+         6, "from 60 to 86400"),
+        (CANCEL + "    approval:\n      approvers: [user:U2]\n      expires_after_seconds: 86401\n",
+         6, "from 60 to 86400"),
+        (CANCEL + "    approval:\n      approvers: [user:U2]\n      expires_after_seconds: 1.5e3\n",
+         6, "whole number"),
+        (CANCEL + "    approval:\n      approvers: [user:U2]\n      expires_after_seconds: -60\n",
+         6, "whole number"),
+        (CANCEL + "    approval: [user:U2]\n", 4, "must be a mapping"),
+        (CANCEL.replace("cancel", "get") + "    approval:\n      approvers: [user:U2]\n", 5,
+         "only on cloudaicompanion.operations.cancel"),
     ],
 )  # fmt: skip
 def test_mistakes_name_the_file_line_and_reason(

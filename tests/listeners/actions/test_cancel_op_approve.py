@@ -6,6 +6,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
+import pytest
+
 from bot.standins.operations_api import OperationsStandIn
 from bot.standins.slack_api import SlackStandIn
 from tests.conftest import ONCALL, ROTATION, ROTATION_MEMBER, STRANGER, RunningBot
@@ -30,6 +32,15 @@ from tests.listeners.flow import OP, closed, open_modal, seed, view_text
 from tests.slack_driver import wait_for
 
 
+@pytest.fixture
+def running(
+    start_bot: Callable[..., RunningBot], slack: SlackStandIn, google: OperationsStandIn
+) -> RunningBot:
+    """This module's bot: PROTECTED's allowlist, and the operation it protects seeded."""
+    seed(google)
+    return start(start_bot, slack)
+
+
 def start(
     start_bot: Callable[..., RunningBot], slack: SlackStandIn, **kwargs: object
 ) -> RunningBot:
@@ -39,13 +50,11 @@ def start(
 
 
 def test_a_protected_cancel_waits_for_an_approver_then_goes_ahead_in_the_requests_thread(
-    start_bot: Callable[..., RunningBot],
+    running: RunningBot,
     slack: SlackStandIn,
     google: OperationsStandIn,
     redis_url: str,
 ) -> None:
-    seed(google)
-    running = start(start_bot, slack)
     view = open_modal(running, slack, ONCALL)
     shown = view_text(view)
     assert "protected" in shown and f"<@{LEAD}>" in shown and f"<!subteam^{LEADS}>" in shown
@@ -78,13 +87,11 @@ def test_a_protected_cancel_waits_for_an_approver_then_goes_ahead_in_the_request
 
 
 def test_deny_edits_the_request_and_sends_nothing(
-    start_bot: Callable[..., RunningBot],
+    running: RunningBot,
     slack: SlackStandIn,
     google: OperationsStandIn,
     redis_url: str,
 ) -> None:
-    seed(google)
-    running = start(start_bot, slack)
     ask(running, slack)
     message = approval_message(slack)
     click(running, message, LEAD, DENY)
@@ -115,13 +122,11 @@ def test_the_requester_cannot_approve_their_own_request(
 
 
 def test_a_stranger_is_told_why_not_and_nothing_changes(
-    start_bot: Callable[..., RunningBot],
+    running: RunningBot,
     slack: SlackStandIn,
     google: OperationsStandIn,
     redis_url: str,
 ) -> None:
-    seed(google)
-    running = start(start_bot, slack)
     ask(running, slack)
     message = approval_message(slack)
     for action in (APPROVE, DENY):
@@ -135,10 +140,8 @@ def test_a_stranger_is_told_why_not_and_nothing_changes(
 
 
 def test_a_crafted_request_id_is_refused(
-    start_bot: Callable[..., RunningBot], slack: SlackStandIn, google: OperationsStandIn
+    running: RunningBot, slack: SlackStandIn, google: OperationsStandIn
 ) -> None:
-    seed(google)
-    running = start(start_bot, slack)
     ask(running, slack)
     message = approval_message(slack)
     for value in ("0" * 32, "../../etc", "x" * 2000):
@@ -149,10 +152,8 @@ def test_a_crafted_request_id_is_refused(
 
 
 def test_a_member_of_an_approver_user_group_may_approve(
-    start_bot: Callable[..., RunningBot], slack: SlackStandIn, google: OperationsStandIn
+    running: RunningBot, slack: SlackStandIn, google: OperationsStandIn
 ) -> None:
-    seed(google)
-    running = start(start_bot, slack)
     ask(running, slack)
     message = approval_message(slack)
     click(running, message, LEAD_MEMBER, APPROVE)
@@ -190,13 +191,11 @@ def test_two_approvers_clicking_at_once_make_one_decision_and_one_cancel(
 
 
 def test_double_clicks_and_slack_retries_send_one_cancel(
-    start_bot: Callable[..., RunningBot],
+    running: RunningBot,
     slack: SlackStandIn,
     google: OperationsStandIn,
     redis_url: str,
 ) -> None:
-    seed(google)
-    running = start(start_bot, slack)
     ask(running, slack)
     message = approval_message(slack)
     body = click_body(running, message, LEAD, APPROVE)
@@ -248,10 +247,8 @@ def test_an_unanswered_request_expires_once_across_replicas_and_a_late_click_sen
 
 
 def test_a_second_request_joins_the_pending_one(
-    start_bot: Callable[..., RunningBot], slack: SlackStandIn, google: OperationsStandIn
+    running: RunningBot, slack: SlackStandIn, google: OperationsStandIn
 ) -> None:
-    seed(google)
-    running = start(start_bot, slack)
     ask(running, slack)
     message = approval_message(slack)
     ack = ask(running, slack, user=ROTATION_MEMBER, reason="me too")
@@ -261,10 +258,8 @@ def test_a_second_request_joins_the_pending_one(
 
 
 def test_a_submission_without_a_reason_is_sent_back(
-    start_bot: Callable[..., RunningBot], slack: SlackStandIn, google: OperationsStandIn
+    running: RunningBot, slack: SlackStandIn, google: OperationsStandIn
 ) -> None:
-    seed(google)
-    running = start(start_bot, slack)
     view = open_modal(running, slack, ONCALL)
     ack = running.driver.submit(view, user=ONCALL).json()
     assert ack["response_action"] == "errors" and "reason" in ack["errors"]
@@ -287,10 +282,8 @@ def test_approval_checks_the_requesters_own_grant_again(
 
 
 def test_status_shows_a_pending_approval(
-    start_bot: Callable[..., RunningBot], slack: SlackStandIn, google: OperationsStandIn
+    running: RunningBot, slack: SlackStandIn, google: OperationsStandIn
 ) -> None:
-    seed(google)
-    running = start(start_bot, slack)
     ask(running, slack, reason="disk filling up")
     approval_message(slack)
     wait_for(lambda: running.bot.services.approvals.store is not None)
@@ -302,13 +295,11 @@ def test_status_shows_a_pending_approval(
 
 
 def test_a_request_slack_will_not_take_is_withdrawn_and_the_requester_told(
-    start_bot: Callable[..., RunningBot],
+    running: RunningBot,
     slack: SlackStandIn,
     google: OperationsStandIn,
     redis_url: str,
 ) -> None:
-    seed(google)
-    running = start(start_bot, slack)
     slack.state.closed_channels["C0CHANNEL"] = "not_in_channel"
     assert closed(ask(running, slack))
     told = wait_for(lambda: next((m for m in slack.state.messages if m.channel == f"D{ONCALL[1:]}"),
