@@ -18,6 +18,9 @@ from slack_sdk.http_retry.builtin_async_handlers import (
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot import listeners
+from bot.approval.expiry import ExpiryDriver
+from bot.approval.flow import Approvals
+from bot.approval.store import ApprovalStore
 from bot.config import Settings
 from bot.google.operations import OperationsClient
 from bot.policy.allowlist import Allowlist
@@ -86,6 +89,7 @@ def build_services(
         cancellations=Cancellations(watcher.store, watcher.wake),
         signer=MetadataSigner(settings.slack_bot_token),
         watcher=watcher,
+        approvals=build_approvals(settings, store, slack, watcher),
     )
 
 
@@ -96,7 +100,7 @@ def build_watcher(
     lease_ms = int(settings.watch_lease_seconds * 1000)
     # The operation's active key lives as long as its watch can, plus a lease to finish.
     watch_store = WatchStore(store, active_ttl_ms=timeout_ms + 2 * lease_ms)
-    return Watcher(
+    watcher = Watcher(
         watch_store,
         OncePoster(slack, store, lease_ms, watch_store.record_ttl_seconds),
         operations.without_retries(),
@@ -109,6 +113,23 @@ def build_watcher(
         ),
         watch_timeout_ms=timeout_ms,
         lease_ms=lease_ms,
+    )
+    # Approval requests expire wherever watches are polled: every replica shares the work.
+    approvals = build_approvals(settings, store, slack, watcher)
+    watcher.run_beside(ExpiryDriver(approvals, lease_ms).run)
+    return watcher
+
+
+def build_approvals(
+    settings: Settings, store: redis.Redis, slack: AsyncWebClient, watcher: Watcher
+) -> Approvals:
+    lease_ms = int(settings.watch_lease_seconds * 1000)
+    return Approvals(
+        ApprovalStore(store),
+        OncePoster(slack, store, lease_ms, watcher.store.record_ttl_seconds),
+        Cancellations(watcher.store, watcher.wake),
+        Audit(store),
+        finish_within_ms=lease_ms,
     )
 
 

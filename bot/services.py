@@ -8,6 +8,7 @@ from typing import Any
 
 import redis.asyncio as redis
 
+from bot.approval.flow import Approvals
 from bot.config import Settings
 from bot.google.operations import OperationsClient
 from bot.policy.allowlist import Allowlist, GroupDirectory
@@ -31,6 +32,7 @@ class Services:
     cancellations: Cancellations
     signer: MetadataSigner
     watcher: Watcher
+    approvals: Approvals
 
     def parse_name(self, text: str) -> OperationName:
         return parse_operation_name(text, (self.settings.operations_api_url,))

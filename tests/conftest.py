@@ -146,6 +146,7 @@ class RunningBot:
     bot: Bot
     driver: SlackDriver
     server: BackgroundServer
+    process: BotServer  # stop() ends it as a restart would; the fixture's teardown then skips it
 
 
 class BotServer:
@@ -158,6 +159,7 @@ class BotServer:
         self.bot: Bot | None = None
         self._stop_poller: asyncio.Event | None = None
         self._poller: asyncio.Task[None] | None = None
+        self.stopped = False
 
         async def make_app() -> web.Application:
             self.bot = await self._stack.enter_async_context(
@@ -171,6 +173,10 @@ class BotServer:
         self.server = BackgroundServer(make_app).start()
 
     def stop(self) -> None:
+        if self.stopped:
+            return
+        self.stopped = True
+
         async def shut_down() -> None:
             assert self._stop_poller is not None and self._poller is not None
             self._stop_poller.set()
@@ -192,19 +198,23 @@ def start_bot(
     started: list[tuple[BotServer, SlackDriver]] = []
 
     def start(
-        allowlist: str = DEFAULT_ALLOWLIST,
+        allowlist: str | Allowlist = DEFAULT_ALLOWLIST,
         *,
         redis: str | None = None,
         tokens: TokenSource | None = None,
         **env: Any,
     ) -> RunningBot:
         settings = Settings.from_env(bot_env(slack_server[1].url, google_server[1].url, **env))
-        policy = parse_allowlist(allowlist, settings.operations_service)
+        policy = (
+            allowlist
+            if isinstance(allowlist, Allowlist)
+            else parse_allowlist(allowlist, settings.operations_service)
+        )
         server = BotServer(settings, redis or redis_url, policy, tokens or AnonymousTokens())
         driver = SlackDriver(server.server.url, SIGNING_SECRET, slack_server[1].url)
         started.append((server, driver))
         assert server.bot is not None
-        return RunningBot(server.bot, driver, server.server)
+        return RunningBot(server.bot, driver, server.server, server)
 
     yield start
     for server, driver in started:

@@ -49,9 +49,13 @@ class SlackDriver:
             )
         )
 
-    def submit(self, view: dict[str, Any], *, user: str) -> httpx.Response:
+    def submit(
+        self, view: dict[str, Any], *, user: str, values: dict[str, Any] | None = None
+    ) -> httpx.Response:
         return self.post(
-            slack_payloads.view_submission(view, user=user, trigger_id=self.trigger_id())
+            slack_payloads.view_submission(
+                view, user=user, trigger_id=self.trigger_id(), values=values
+            )
         )
 
     def shortcut(

@@ -39,6 +39,7 @@ def allowed(text: str, action: Action, user: str, name: OperationName = NAME,
     return decision.allowed
 
 
+CANCEL = "bindings:\n  - permission: cloudaicompanion.operations.cancel\n    members: [user:U1]\n"
 CANCEL_FOR_U1 = """
 bindings:
   - permission: cloudaicompanion.operations.cancel
@@ -134,6 +135,22 @@ def test_resource_patterns_match_segment_by_segment(pattern: str, matches: bool)
          "expected a single value"),
         ("bindings:\n  - permission: cloudaicompanion.operations.cancel\n"
          "    members: [user:U1]\n    impersonate:\n", 4, "not a service-account email"),
+        (CANCEL + "    approval:\n      approvers: [user:U2]\n      expire: 60\n", 6,
+         "unknown key 'expire'"),
+        (CANCEL + "    approval:\n      approvers: []\n", 5, "empty"),
+        (CANCEL + "    approval:\n      expires_after_seconds: 60\n", 5, "without 'approvers'"),
+        (CANCEL + "    approval:\n      approvers: [U2]\n", 5, "needs a prefix"),
+        (CANCEL + "    approval:\n      approvers: [user:U2]\n      expires_after_seconds: 59\n",
+         6, "from 60 to 86400"),
+        (CANCEL + "    approval:\n      approvers: [user:U2]\n      expires_after_seconds: 86401\n",
+         6, "from 60 to 86400"),
+        (CANCEL + "    approval:\n      approvers: [user:U2]\n      expires_after_seconds: 1.5e3\n",
+         6, "whole number"),
+        (CANCEL + "    approval:\n      approvers: [user:U2]\n      expires_after_seconds: -60\n",
+         6, "whole number"),
+        (CANCEL + "    approval: [user:U2]\n", 4, "must be a mapping"),
+        (CANCEL.replace("cancel", "get") + "    approval:\n      approvers: [user:U2]\n", 5,
+         "only on cloudaicompanion.operations.cancel"),
     ],
 )  # fmt: skip
 def test_mistakes_name_the_file_line_and_reason(
@@ -156,7 +173,13 @@ def test_a_missing_file_is_named(tmp_path: Path) -> None:
 def test_the_example_allowlist_in_the_repository_loads() -> None:
     path = Path(__file__).resolve().parent.parent / "allowlist.example.yaml"
     policy = load_allowlist(path, "cloudaicompanion")
-    assert [b.permission.rsplit(".", 1)[1] for b in policy.bindings] == ["cancel", "get", "list"]
+    assert [b.permission.rsplit(".", 1)[1] for b in policy.bindings] == [
+        "cancel", "cancel", "get", "list"
+    ]  # fmt: skip
+    billing = OperationName("prod-billing", "us-central1", "op-1")
+    rule = policy.approval_for(billing, "C0000INCIDENTS")
+    assert rule is not None and rule.groups == ("S0000LEADS",)
+    assert policy.approval_for(NAME, "C0000INCIDENTS") is None
 
 
 class SlowGroups(Groups):

@@ -15,9 +15,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from bot.approval.clicks import ClickResult, Refusal
+from bot.approval.store import ApprovalRequest
 from bot.google.operations import Operation, OperationError, OperationsError
 from bot.google.rpc import Place, RpcCode
-from bot.policy.allowlist import Decision
+from bot.policy.allowlist import ApprovalRule, Decision
 from bot.policy.names import OperationName, OperationParent
 from bot.slack import messages
 from bot.slack.confirmation import ConfirmContext, MetadataSigner
@@ -68,6 +70,32 @@ channels = st.sampled_from(["C0CHANNEL", "D0DM"])
 decisions = st.builds(Decision, st.booleans(), st.just("cloudaicompanion.operations.cancel"),
                       st.sampled_from(["", "Slack did not tell me in time."]))  # fmt: skip
 SIGNER = MetadataSigner("test-secret")
+# Approvers as the allowlist checks them (Slack IDs), up to a long list of them.
+members = st.lists(st.sampled_from(["user:U0LEAD", "user:U0MANAGER01", "usergroup:S0LEADS"])
+                   | st.from_regex(r"(user:U|usergroup:S)[A-Z0-9]{2,31}", fullmatch=True),
+                   min_size=1, max_size=300)  # fmt: skip
+epoch_ms = st.integers(0, 4_000_000_000_000)
+approval_requests = st.builds(
+    ApprovalRequest, id=st.uuids().map(lambda u: u.hex), operation=names.map(str),
+    requester=users, channel=channels, thread_ts=st.just(""), reason=outside_text,
+    approvers=members.map(" ".join), account=accounts,
+    state=st.sampled_from(["pending", "approved", "denied", "expired"]),
+    created_ms=epoch_ms, expires_ms=epoch_ms, decided_by=users, decided_ms=epoch_ms,
+    link=st.just("") | outside_text,
+)  # fmt: skip
+rules = st.builds(
+    lambda ms, s: ApprovalRule(
+        frozenset(m[5:] for m in ms if m.startswith("user:")),
+        tuple(m[10:] for m in ms if m.startswith("usergroup:")),
+        s,
+    ),
+    members,
+    st.integers(60, 86400),
+)
+clicks = st.builds(ClickResult, st.none() | approval_requests, st.none() | st.sampled_from(Refusal),
+                   st.sampled_from(["approved", "denied", "expired"]), users,
+                   st.sampled_from(["", "Slack did not tell me in time."]),
+                   st.none() | decisions)  # fmt: skip
 
 
 def metadata(name: OperationName, user: str, channel: str) -> str:
@@ -106,8 +134,10 @@ CASES: dict[str, Case] = {
         messages.already_cancelling_text, names, users, outside_text)),
     "loading_view": Case("view", st.builds(messages.loading_view, names)),
     "confirmation_view": Case("view", st.builds(
-        lambda n, op, u, c, a: messages.confirmation_view(n, op, metadata(n, u, c), a),
-        names, operations, users, channels, accounts)),
+        lambda n, op, u, c, a, rule: messages.confirmation_view(
+            n, op, metadata(n, u, c), a, rule
+        ),
+        names, operations, users, channels, accounts, st.none() | rules)),
     "lookup_failed_view": Case("view", st.builds(messages.lookup_failed_view, names, errors)),
     "pick_view": Case("view", st.builds(
         lambda ns, u, c: messages.pick_view(ns, metadata(ns[0], u, c)),
@@ -115,7 +145,22 @@ CASES: dict[str, Case] = {
     "refusal_view": Case("view", st.builds(
         messages.refusal_view, st.builds(messages.denied_text, decisions, names))),
     "request_message": Case("message", st.builds(messages.request_message, names, users,
-                                                 accounts)),
+                                                 accounts, st.just("") | users)),
+    "approval_request_message": Case("message", st.builds(
+        messages.approval_request_message, names, approval_requests)),
+    "approval_decided_message": Case("message", st.builds(
+        messages.approval_decided_message, names, approval_requests)),
+    "approval_refusal_text": Case("text", st.builds(messages.approval_refusal_text, clicks)),
+    "approval_pending_text": Case("text", st.builds(
+        messages.approval_pending_text, names, approval_requests)),
+    "reason_missing_text": Case("text", st.builds(messages.reason_missing_text)),
+    "no_other_approver_text": Case("text", st.builds(messages.no_other_approver_text, names)),
+    "approval_not_posted_text": Case("text", st.builds(messages.approval_not_posted_text,
+                                                       channels, outside_text)),
+    "approval_status_blocks": Case("message", st.builds(
+        lambda r: ("", messages.approval_status_blocks(r)), approval_requests)),
+    "approved_by_blocks": Case("message", st.builds(
+        lambda a, b: ("", messages.approved_by_blocks(a, b)), users, users)),
     "cancel_answer": Case("message", st.builds(messages.cancel_answer, st.none() | errors)),
     "outcome_blocks": Case("message", st.builds(
         lambda code, text, place, a: ("", messages.outcome_blocks(code, text, place, a)),

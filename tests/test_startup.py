@@ -231,3 +231,18 @@ def test_socket_mode_answers_commands_over_the_websocket(
         assert "/cancel-op projects/PROJECT/locations/LOCATION" in str(acks()[0]["payload"])
     finally:
         stop(process)
+
+
+def test_a_broken_approval_block_stops_start_up_with_its_line(workdir: Path) -> None:
+    (workdir / "allowlist.yaml").write_text(
+        "bindings:\n  - permission: cloudaicompanion.operations.cancel\n"
+        "    members: [user:U1]\n    approval:\n      approvers: [user:U2]\n"
+        "      expires_after_seconds: 5\n"
+    )
+    result = run_bot(base_env(workdir))
+    assert result.returncode == 2
+    path = workdir / "allowlist.yaml"
+    assert result.stderr.strip() == (
+        f"cancel-op: ALLOWLIST_FILE: {path}:6: 'expires_after_seconds' must be a whole number "
+        "from 60 to 86400. Fix the file, or point ALLOWLIST_FILE at the right one"
+    )

@@ -67,8 +67,9 @@ async def confirm_if_allowed(
     except OperationsError as exc:
         content = messages.lookup_failed_view(name, exc)
     else:
+        approval = services.allowlist.approval_for(name, context.channel)
         metadata = services.signer.dump(context)
-        content = messages.confirmation_view(name, operation, metadata, decision.account)
+        content = messages.confirmation_view(name, operation, metadata, decision.account, approval)
     try:
         await client.views_update(view_id=view["id"], hash=view["hash"], view=content)
     except SlackApiError as exc:

@@ -23,7 +23,9 @@ _MEMBER_PREFIXES = ("user:", "usergroup:")
 _SLACK_ID = re.compile(r"[A-Z0-9]{2,32}")
 _PATTERN_SEGMENT = re.compile(r"[A-Za-z0-9._~*-]{1,128}")
 ALL_OPERATIONS = ("projects/*/locations/*/operations/*",)
-_BINDING_KEYS = frozenset({"permission", "members", "resources", "channels", "impersonate"})
+_BINDING_KEYS = frozenset(
+    {"permission", "members", "resources", "channels", "impersonate", "approval"}
+)
 # Service-account emails as Google forms them: user-made accounts (NAME@PROJECT.iam…, with
 # the domain of a domain-scoped project after PROJECT), the default accounts of App Engine
 # (PROJECT@appspot…) and Compute Engine (NUMBER-compute@developer…), Google APIs' and Cloud
@@ -36,6 +38,10 @@ _SERVICE_ACCOUNT = re.compile(
     r"|[0-9]{1,20}@(?:cloudservices|cloudbuild)\.gserviceaccount\.com"
     r"|service-[0-9]{1,20}@gcp-sa-[a-z0-9-]{1,50}\.iam\.gserviceaccount\.com"
 )
+_APPROVAL_KEYS = frozenset({"approvers", "expires_after_seconds"})
+# An approval request lives at least a minute (time to read it) and at most a day.
+DEFAULT_APPROVAL_SECONDS = 900
+APPROVAL_SECONDS_RANGE = (60, 86_400)
 
 
 class Action(Enum):
@@ -67,6 +73,40 @@ GROUP_LOOKUP_BUDGET_SECONDS = 1.5
 
 
 @dataclass(frozen=True)
+class ApprovalRule:
+    """Who may approve a protected cancel (users, and members of user groups), and how long
+    a request waits for them."""
+
+    users: frozenset[str]
+    groups: tuple[str, ...]
+    expires_after_seconds: int = DEFAULT_APPROVAL_SECONDS
+
+    def members(self) -> list[str]:
+        """The approvers as written in the allowlist: users first, then user groups."""
+        return [f"user:{u}" for u in sorted(self.users)] + [f"usergroup:{g}" for g in self.groups]
+
+    def has_approvers_besides(self, requester: str) -> bool:
+        """Whether anyone but the requester could approve (a group is assumed to have others)."""
+        return bool(self.groups) or bool(self.users - {requester})
+
+    async def admits(self, user: str, requester: str, groups: GroupDirectory) -> ApproverCheck:
+        """May `user` decide `requester`'s request? Never their own; groups asked within the
+        same budget as every other check."""
+        if user == requester:
+            return ApproverCheck(False)
+        if user in self.users:
+            return ApproverCheck(True)
+        member_of, failed = await _memberships(groups, user, self.groups, _any_group)
+        return ApproverCheck(bool(member_of), _GROUP_NOTE if failed and not member_of else "")
+
+
+@dataclass(frozen=True)
+class ApproverCheck:
+    allowed: bool
+    note: str = ""  # set when a group lookup failed, which may be why it was refused
+
+
+@dataclass(frozen=True)
 class Binding:
     permission: str
     users: frozenset[str]
@@ -74,6 +114,7 @@ class Binding:
     resources: tuple[str, ...] = ALL_OPERATIONS
     channels: frozenset[str] | None = None
     impersonate: str | None = None  # the service account Google calls are made as
+    approval: ApprovalRule | None = None
 
     def applies(self, permission: str, channel: str) -> bool:
         """True when this binding grants `permission` in `channel` (on some resources)."""
@@ -159,6 +200,23 @@ class Allowlist:
         ]
         return await _resolve(permission, applicable, user, groups, first_is_enough=False)
 
+    def approval_for(self, name: OperationName, channel: str) -> ApprovalRule | None:
+        """The approval a cancel of `name` in `channel` needs, whoever asks: every cancel
+        binding covering it counts, the approvers are their union, the shortest wait wins."""
+        permission = Action.CANCEL.permission(self.service)
+        rules = [
+            b.approval
+            for b in self.bindings
+            if b.approval is not None and b.covers(permission, name.path, channel)
+        ]
+        if not rules:
+            return None
+        return ApprovalRule(
+            frozenset().union(*(r.users for r in rules)),
+            tuple(dict.fromkeys(g for r in rules for g in r.groups)),
+            min(r.expires_after_seconds for r in rules),
+        )
+
 
 async def _resolve(
     permission: str,
@@ -231,6 +289,11 @@ async def _memberships(
     return member_of, failed or bool(pending)
 
 
+def _any_group(member_of: set[str], pending: set[str]) -> bool:
+    """Membership of any one group is enough."""
+    return bool(member_of)
+
+
 def _consume_outcome(lookup: asyncio.Future[frozenset[str]]) -> None:
     """A lookup that ends after the budget: its failure is expected, not worth a warning."""
     if not lookup.cancelled():
@@ -278,6 +341,7 @@ class _Reader:
     def __init__(self, source: str, service: str) -> None:
         self.source = source
         self.permissions = {action.permission(service) for action in Action}
+        self.cancel_permission = Action.CANCEL.permission(service)
 
     def fail(self, node: yaml.Node | None, reason: str) -> AllowlistError:
         line = node.start_mark.line + 1 if node is not None else 1
@@ -329,11 +393,40 @@ class _Reader:
         impersonate = (
             self.service_account(entries["impersonate"]) if "impersonate" in entries else None
         )
+        approval = None
+        if "approval" in entries:
+            if permission != self.cancel_permission:
+                raise self.fail(
+                    entries["approval"], f"'approval' is allowed only on {self.cancel_permission}"
+                )
+            approval = self.approval(entries["approval"])
         return Binding(
-            permission, frozenset(users), tuple(groups), resources, channels, impersonate
-        )
+            permission, frozenset(users), tuple(groups), resources, channels,
+            impersonate=impersonate, approval=approval,
+        )  # fmt: skip
 
-    def members(self, node: yaml.Node) -> tuple[list[str], list[str]]:
+    def approval(self, node: yaml.Node) -> ApprovalRule:
+        if not isinstance(node, yaml.MappingNode):
+            raise self.fail(node, "'approval' must be a mapping with 'approvers'")
+        entries = self.mapping(node, _APPROVAL_KEYS)
+        if "approvers" not in entries:
+            raise self.fail(node, "'approval' without 'approvers'")
+        users, groups = self.members(entries["approvers"], "approvers")
+        seconds = DEFAULT_APPROVAL_SECONDS
+        if "expires_after_seconds" in entries:
+            seconds = self.seconds(entries["expires_after_seconds"])
+        return ApprovalRule(frozenset(users), tuple(groups), seconds)
+
+    def seconds(self, node: yaml.Node) -> int:
+        text = self.scalar(node)
+        low, high = APPROVAL_SECONDS_RANGE
+        if not text.isdigit() or not low <= int(text) <= high:
+            raise self.fail(
+                node, f"'expires_after_seconds' must be a whole number from {low} to {high}"
+            )
+        return int(text)
+
+    def members(self, node: yaml.Node, key: str = "members") -> tuple[list[str], list[str]]:
         users: list[str] = []
         groups: list[str] = []
         for item in self.sequence(node):
@@ -347,7 +440,7 @@ class _Reader:
                     item, f"member {member!r} needs a prefix: {' or '.join(_MEMBER_PREFIXES)}"
                 )
         if not users and not groups:
-            raise self.fail(node, "'members' is empty")
+            raise self.fail(node, f"{key!r} is empty")
         return users, groups
 
     def resource(self, node: yaml.Node) -> str:

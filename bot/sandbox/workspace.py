@@ -47,22 +47,31 @@ SERVICE = "cloudaicompanion"
 # Ada's cancels act as this service account, so Google's IAM decides too; Grace's use the
 # bot's own credentials. The panel shows which identity each Google call carried.
 IMPERSONATED = "oncall-cancel@shop-prod.iam.gserviceaccount.com"
+PARENT = "projects/shop-prod/locations/us-central1"
+PROTECTED_PATTERN = f"{PARENT}/operations/operation-purge-*"
 ALLOWLIST = f"""\
 # The sandbox's allowlist: Ada directly, Grace through the on-call user group; Sam is
 # in neither, so every request of Sam's is refused. Ada's cancels act as {IMPERSONATED}.
+# Purges are protected: a second person of the same people approves them (never the one
+# who asked).
 bindings:
   - permission: {SERVICE}.operations.cancel
     members: [user:{ONCALL}]
     impersonate: {IMPERSONATED}
   - permission: {SERVICE}.operations.cancel
     members: [usergroup:{ROTATION}]
+  - permission: {SERVICE}.operations.cancel
+    members: [user:{ONCALL}, usergroup:{ROTATION}]
+    resources: [{PROTECTED_PATTERN}]
+    approval:
+      approvers: [user:{ONCALL}, usergroup:{ROTATION}]
+      expires_after_seconds: 900
   - permission: {SERVICE}.operations.get
     members: [user:{ONCALL}, usergroup:{ROTATION}]
   - permission: {SERVICE}.operations.list
     members: [user:{ONCALL}, usergroup:{ROTATION}]
 """
 
-PARENT = "projects/shop-prod/locations/us-central1"
 BEHAVIOURS: dict[Behaviour, str] = {
     Behaviour.CANCELS: "cancels cleanly",
     Behaviour.COMPLETES: "completes despite the cancel",
@@ -153,6 +162,17 @@ FAILS = SeededOperation(
     progress=12,
     age_minutes=25,
 )
+# Covered by the binding with `approval`: cancelled only once a second person approves.
+PROTECTED = SeededOperation(
+    "operation-purge-6610",
+    Behaviour.CANCELS,
+    "delete",
+    "codeRepositoryIndexes/billing-prod",
+    status="Purging the billing index",
+    progress=18,
+    age_minutes=12,
+    alert="Billing index purge started outside its change window",
+)
 ALREADY_DONE = SeededOperation(
     "operation-backup-3316",
     Behaviour.COMPLETES,
@@ -163,7 +183,7 @@ ALREADY_DONE = SeededOperation(
     done=True,
     ended_minutes_ago=500,
 )
-OPERATIONS = (CANCELS, COMPLETES, UNIMPLEMENTED, NOT_CANCELLABLE, FAILS, ALREADY_DONE)
+OPERATIONS = (CANCELS, COMPLETES, UNIMPLEMENTED, NOT_CANCELLABLE, FAILS, PROTECTED, ALREADY_DONE)
 
 
 def alert_message(title: str, name: str) -> dict[str, Any]:
@@ -207,6 +227,6 @@ def plain_alert_message(name: str) -> dict[str, Any]:
 def alerts() -> list[dict[str, Any]]:
     """Oldest first, so the clean cancel is the newest alert, at the bottom."""
     posted = [plain_alert_message(NOT_CANCELLABLE.name)]
-    for operation in (UNIMPLEMENTED, COMPLETES, CANCELS):
+    for operation in (PROTECTED, UNIMPLEMENTED, COMPLETES, CANCELS):
         posted.append(alert_message(operation.alert, operation.name))
     return posted

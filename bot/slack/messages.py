@@ -7,9 +7,11 @@ import re
 from datetime import UTC, datetime
 from typing import Any, Literal
 
+from bot.approval.clicks import ClickResult, Refusal
+from bot.approval.store import ApprovalRequest
 from bot.google.operations import Operation, OperationsError, Outcome
 from bot.google.rpc import Place, RpcCode
-from bot.policy.allowlist import Decision
+from bot.policy.allowlist import ApprovalRule, Decision
 from bot.policy.names import (
     CANONICAL_API_URL,
     EXPECTED_SHAPE,
@@ -26,6 +28,9 @@ View = dict[str, Any]
 CONFIRM_CALLBACK_ID = "cancel_op_confirm"
 CANCEL_ACTION_ID = "cancel_op"  # public: alert pipelines put this button on their alerts
 PICK_ACTION_ID = "cancel_op_pick"
+APPROVE_ACTION_ID = "cancel_op_approve"  # public: the two buttons of an approval request
+DENY_ACTION_ID = "cancel_op_deny"
+REASON_ID = "reason"  # public: block_id and action_id of the confirmation's reason input
 PICK_LIMIT = 20
 LIST_LIMIT = 10
 _TITLE = "Cancel operation"
@@ -39,6 +44,8 @@ _FIELD_TEXT = 300  # verb, target, times
 _REASON_TEXT = 300  # why a name was refused, a Slack error code
 _LINK_TEXT = 1000  # a permalink kept in Redis
 _TYPED_TEXT = 120  # what a person typed, repeated back in a refusal
+_WHY_TEXT = 1000  # why a person asks to cancel a protected operation
+_APPROVERS_TEXT = 1500  # who may approve, as mentions
 _HALF_ENTITY = re.compile(r"&[a-z]*$")  # what a cut can leave of `&amp;`, `&lt;` or `&gt;`
 
 
@@ -331,7 +338,11 @@ def _seconds_since(moment: datetime) -> float:
 
 
 def confirmation_view(
-    name: OperationName, operation: Operation, metadata: str, account: str | None = None
+    name: OperationName,
+    operation: Operation,
+    metadata: str,
+    account: str | None = None,
+    approval: ApprovalRule | None = None,
 ) -> View:
     blocks = _operation_blocks(name, operation)
     blocks.append(_context(acting_as_text(account)))
@@ -347,9 +358,49 @@ def confirmation_view(
             "services do not support cancelling at all. I'll report what happens in the channel."
         )
     )
-    return _modal(
-        blocks, submit="Cancel operation", close="Keep running", private_metadata=metadata
+    if approval is None:
+        return _modal(
+            blocks, submit="Cancel operation", close="Keep running", private_metadata=metadata
+        )
+    wait = times.duration_text(approval.expires_after_seconds)
+    blocks.append(
+        _section(
+            ":lock: *This operation is protected: a second person must approve the cancel.* "
+            f"Nothing is sent to Google until one of {_approvers(approval.members())} "
+            f"(never you) approves it in the channel, within {wait}."
+        )
     )
+    blocks.append(_reason_input())
+    return _modal(
+        blocks, submit="Ask for approval", close="Keep running", private_metadata=metadata
+    )
+
+
+def _reason_input() -> dict[str, Any]:
+    return {
+        "type": "input",
+        "block_id": REASON_ID,
+        "label": {"type": "plain_text", "text": "Why cancel it?"},
+        "element": {
+            "type": "plain_text_input",
+            "action_id": REASON_ID,
+            "multiline": True,
+            "max_length": _WHY_TEXT,
+            "placeholder": {"type": "plain_text", "text": "What the approvers should know"},
+        },
+    }
+
+
+def _approvers(members: list[str]) -> str:
+    """Allowlist members as mentions: a user, or a user group's handle."""
+    mentions = [
+        f"<@{escape(m.removeprefix('user:'))}>"
+        if m.startswith("user:")
+        else f"<!subteam^{escape(m.removeprefix('usergroup:'))}>"
+        for m in members
+    ]
+    text = ", ".join(mentions) or "nobody"
+    return _cap(text, _APPROVERS_TEXT)
 
 
 def lookup_failed_view(name: OperationName, error: OperationsError) -> View:
@@ -374,8 +425,11 @@ def refusal_view(text: str) -> View:
 # Channel and thread messages
 
 
-def request_message(name: OperationName, requester: str, account: str = "") -> tuple[str, Blocks]:
-    text = f"<@{requester}> asked to cancel `{name}`."
+def request_message(
+    name: OperationName, requester: str, account: str = "", approver: str = ""
+) -> tuple[str, Blocks]:
+    approved = f" <@{approver}> approved it." if approver else ""
+    text = f"<@{requester}> asked to cancel `{name}`.{approved}"
     return text, [_section(f":octagonal_sign: {text}"), _context(acting_as_text(account))]
 
 
@@ -384,6 +438,153 @@ def acting_as_text(account: str | None) -> str:
     if account:
         return f":bust_in_silhouette: Acting in Google Cloud as `{escape(account)}`."
     return ":bust_in_silhouette: Acting in Google Cloud with the bot's own credentials."
+
+
+# Approval requests (two-person rule)
+
+
+def _expiry(request: ApprovalRequest) -> str:
+    return times.slack_date(datetime.fromtimestamp(request.expires_ms / 1000, UTC))
+
+
+def _why(request: ApprovalRequest) -> str:
+    return f"*Why:* {_fit(request.reason, _WHY_TEXT)}"
+
+
+def approval_request_message(name: OperationName, request: ApprovalRequest) -> tuple[str, Blocks]:
+    """Who asks to cancel what and why, who may approve, until when; Approve and Deny."""
+    text = f"<@{request.requester}> asks to cancel `{name}`; it needs a second person's approval."
+    approvers = _approvers(request.approvers.split())
+    buttons = [
+        ("Approve", APPROVE_ACTION_ID, "primary"),
+        ("Deny", DENY_ACTION_ID, "danger"),
+    ]
+    return text, [
+        _section(f":raised_hand: *{text}*"),
+        _section(_why(request)),
+        _context(
+            f"May approve: {approvers} (not the requester). "
+            f"Expires {_expiry(request)}; nothing is sent to Google before someone approves."
+        ),
+        _context(acting_as_text(request.account)),
+        {
+            "type": "actions",
+            "block_id": "approval",
+            "elements": [
+                {
+                    "type": "button",
+                    "action_id": action_id,
+                    "text": {"type": "plain_text", "text": label},
+                    "style": style,
+                    "value": request.id,  # an opaque id: the request itself stays in Redis
+                }
+                for label, action_id, style in buttons
+            ],
+        },
+    ]
+
+
+def approval_decided_message(name: OperationName, request: ApprovalRequest) -> tuple[str, Blocks]:
+    """The request as decided: who approved or denied it, or that it expired; no buttons."""
+    asked = f"<@{request.requester}>'s request to cancel `{name}`"
+    if request.state == "approved":
+        text = f"<@{request.decided_by}> approved {asked}."
+        detail = ":white_check_mark: The cancel is on its way; follow-ups in this thread."
+    elif request.state == "denied":
+        text = f"<@{request.decided_by}> denied {asked}."
+        detail = ":no_entry: Nothing was sent to Google."
+    else:
+        text = f"Nobody approved {asked} by {_expiry(request)}: it expired."
+        detail = (
+            ":hourglass: Nothing was sent to Google. If it still needs cancelling, ask again "
+            "with `/cancel-op`."
+        )
+    approvers = _approvers(request.approvers.split())
+    return text, [
+        _section(f"*{text}*\n{detail}"),
+        _section(_why(request)),
+        _context(f"Approvers: {approvers}."),
+    ]
+
+
+def approval_refusal_text(click: ClickResult) -> str:
+    """Why a click on Approve or Deny changed nothing, told only to the one who clicked."""
+    request, refusal = click.request, click.refusal
+    if refusal is Refusal.UNAVAILABLE:
+        return unavailable_text()
+    if request is None or refusal is None:
+        return ":warning: I know of no such approval request. Nothing was sent to Google."
+    approvers = _approvers(request.approvers.split())
+    if refusal is Refusal.OWN_REQUEST:
+        text = f"You asked for this cancel, so someone else must decide it: {approvers}."
+    elif refusal is Refusal.NOT_APPROVER:
+        text = f"Only {approvers} may decide this request."
+    elif refusal is Refusal.DECIDED:
+        by = f" by <@{click.decided_by}>" if click.decided_by else ""
+        text = f"This request was already {click.state}{by}."
+    elif refusal is Refusal.EXPIRED:
+        text = "This request has expired. The requester can ask again with `/cancel-op`."
+    else:
+        permission = click.requester_decision.permission if click.requester_decision else ""
+        text = (
+            f"<@{request.requester}> no longer holds `{permission}` on this operation here, "
+            "so their cancel cannot go ahead."
+        )
+    note = click.note or (click.requester_decision.note if click.requester_decision else "")
+    said = f":no_entry: {text} Nothing more was sent to Google."
+    return f"{said}\n{note}" if note else said
+
+
+def approval_pending_text(name: OperationName, request: ApprovalRequest) -> str:
+    """A second request for an operation that already waits for approval joins it."""
+    where = f" <{_fit(request.link, _LINK_TEXT)}|See the request>." if request.link else ""
+    return (
+        f":information_source: `{name}` already waits for approval: <@{request.requester}> "
+        f"asked for its cancel.{where} Nothing more was sent to Google."
+    )
+
+
+def approval_not_posted_text(channel: str, reason: str) -> str:
+    """The approval request could not be posted, so it was withdrawn."""
+    said = _fit(reason, _REASON_TEXT)
+    return (
+        f":warning: I couldn't post your approval request in <#{channel}> ({said}), so nobody "
+        "could approve it; I withdrew it and nothing was sent to Google. Add me to the "
+        "channel (`/invite @cancel-op`) and ask again."
+    )
+
+
+def no_other_approver_text(name: OperationName) -> str:
+    """The only approver of a protected operation is the person asking."""
+    return (
+        f":no_entry: Cancelling `{name}` needs a second person's approval, and the allowlist "
+        "names nobody but you to give it. Nothing was sent to Google. Ask your platform team "
+        "to add approvers to its `approval` block."
+    )
+
+
+def reason_missing_text() -> str:
+    return "Say why it must be cancelled: the approvers decide on it."
+
+
+def approval_status_blocks(request: ApprovalRequest) -> Blocks:
+    """`/cancel-op status`: the operation's pending approval request."""
+    where = f" <{_fit(request.link, _LINK_TEXT)}|See the request>." if request.link else ""
+    asked = times.slack_date(datetime.fromtimestamp(request.created_ms / 1000, UTC))
+    return [
+        _section(
+            f":raised_hand: *Waiting for approval:* <@{request.requester}> asked to cancel it "
+            f"{asked}.{where}\n{_why(request)}"
+        ),
+        _context(
+            f"May approve: {_approvers(request.approvers.split())}. Expires {_expiry(request)}."
+        ),
+    ]
+
+
+def approved_by_blocks(requester: str, approver: str) -> Blocks:
+    """The last word of a protected operation's cancel names both people."""
+    return [_context(f"Requested by <@{requester}>, approved by <@{approver}>.")]
 
 
 def cancel_answer(error: OperationsError | None) -> tuple[str, Blocks]:

@@ -334,6 +334,8 @@ class SlackStandIn:
     def _chat_update(self, args: dict[str, Any]) -> dict[str, Any]:
         for message in self.state.messages:
             if message.channel == args.get("channel") and message.ts == args.get("ts"):
+                if message.author != BOT_USER:  # a bot edits only its own messages
+                    return {"ok": False, "error": "cant_update_message"}
                 message.text = str(args.get("text", ""))
                 message.blocks = _blocks(args)
                 return {"ok": True, "channel": message.channel, "ts": message.ts}

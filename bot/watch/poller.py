@@ -20,9 +20,9 @@ import json
 import logging
 import statistics
 import time
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import redis.asyncio as redis
 
@@ -119,10 +119,16 @@ class Watcher:
         self._google_seconds = min(GOOGLE_CALL_SECONDS, lease_ms * 2 / 3000)
         self._wake = asyncio.Event()
         self._tasks: dict[asyncio.Task[None], Claim] = {}
+        self._beside: list[Callable[[asyncio.Event], Coroutine[Any, Any, None]]] = []
         self.liveness = Liveness()
 
     def _forget(self, task: asyncio.Task[None]) -> None:
         self._tasks.pop(task, None)
+
+    def run_beside(self, job: Callable[[asyncio.Event], Coroutine[Any, Any, None]]) -> None:
+        """Run `job(stop)` for as long as the poller runs (the approvals' expiry driver), so
+        every process that polls also does it."""
+        self._beside.append(job)
 
     def wake(self) -> None:
         """A watch was just added here: claim it now rather than at the next idle tick."""
@@ -132,6 +138,7 @@ class Watcher:
 
     async def run(self, stop: asyncio.Event) -> None:
         helpers = [asyncio.create_task(self._report(stop)), asyncio.create_task(self._renew(stop))]
+        helpers += [asyncio.create_task(job(stop)) for job in self._beside]
         try:
             while not stop.is_set():
                 await self._loop_once(stop)
@@ -330,7 +337,9 @@ class Watcher:
     async def _post_request(self, watch: Watch, name: OperationName) -> Watch:
         """Post where the request came from; if the bot may not, in the requester's DM;
         the watch comes back with where its follow-ups go ("" when Slack took neither)."""
-        text, blocks = messages.request_message(name, watch.requester, watch.account)
+        text, blocks = messages.request_message(
+            name, watch.requester, watch.account, watch.approver
+        )
         try:
             channel, ts = await self._poster.post(
                 posted_key(watch.id, "request"), watch.channel, text, blocks,
@@ -495,6 +504,8 @@ class Watcher:
 
 
 def _ending(watch: Watch, text: str, blocks: messages.Blocks, outcome: str, summary: str) -> Watch:
+    if watch.approver:  # a protected operation's last word names both people
+        blocks = [*blocks, *messages.approved_by_blocks(watch.requester, watch.approver)]
     return watch.but(
         stage="ending", last_word=json.dumps([text, blocks]), outcome=outcome, summary=summary
     )

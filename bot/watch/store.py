@@ -207,6 +207,7 @@ class Watch:
     # The service account every Google call of the watch acts as; "" for the bot's own
     # credentials (and for watches stored before accounts were kept).
     account: str = ""
+    approver: str = ""  # who approved the cancel, when the operation needed approval
 
     def to_json(self) -> str:
         # Its fields are flat strings and numbers: vars() is the same dict as asdict(),

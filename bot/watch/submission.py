@@ -24,6 +24,7 @@ class CancelRequest:
     channel: str
     thread_ts: str  # the alert's ts when started from a message, else ""
     account: str = ""  # the service account to act as (the granting binding's); "": the bot's
+    approver: str = ""  # who approved it, when the operation needed approval
 
 
 class Cancellations:
@@ -44,6 +45,7 @@ class Cancellations:
             origin_thread_ts=request.thread_ts,
             started_ms=0,  # set from Redis's clock when first claimed
             account=request.account,
+            approver=request.approver,
         )
         submission = await self._store.submit(submission_id, watch, SUBMISSION_KEY_TTL_SECONDS)
         if submission.queued:

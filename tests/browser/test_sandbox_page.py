@@ -314,3 +314,55 @@ def test_a_date_token_shows_each_reader_their_own_zone(browser: Any, sandbox: Sa
         expect(message).to_contain_text("Broken as written.")
     finally:
         context.close()
+
+
+def test_a_protected_operation_is_cancelled_only_after_a_second_person_approves(
+    page: Page, sandbox: Sandbox, screenshot: Any
+) -> None:
+    """Ada asks, Sam's click is refused, Grace approves: then, and only then, the cancel."""
+    operation = workspace.PROTECTED
+    open_as_without_modals(page, sandbox, workspace.ONCALL)
+    alert = alert_for(page, operation)
+    alert.get_by_role("button", name="Cancel operation").click()
+    dialog = page.get_by_role("dialog")
+    expect(dialog).to_contain_text("a second person must approve the cancel")
+    expect(dialog.locator("[data-modal=submit]")).to_have_text("Ask for approval")
+    dialog.get_by_label("Why cancel it?").fill("Purge started outside the change window")
+    dialog.locator("[data-modal=submit]").click()
+    expect(dialog).to_have_count(0)
+    thread = alert.locator(".thread")
+    expect(thread).to_contain_text("needs a second person's approval")
+    expect(thread).to_contain_text("Purge started outside the change window")
+    expect(badge(page, operation)).to_have_text("running")  # nothing went to Google
+
+    open_as_without_modals(page, sandbox, workspace.NOT_ALLOWED)
+    alert = alert_for(page, operation)
+    alert.locator(".thread").get_by_role("button", name="Approve").click()
+    refusal = page.locator("article.ephemeral", has_text="may decide this request")
+    expect(refusal).to_contain_text("Only visible to you")
+    expect(badge(page, operation)).to_have_text("running")
+
+    open_as_without_modals(page, sandbox, workspace.ROTATION_MEMBER)
+    alert = alert_for(page, operation)
+    thread = alert.locator(".thread")
+    screenshot(page, "approval-request")
+    thread.get_by_role("button", name="Approve").click()
+    expect(thread).to_contain_text("@Grace approved @Ada's request")
+    expect(thread.get_by_role("button", name="Approve")).to_have_count(0)
+    expect(thread).to_contain_text("Google accepted the cancel request (OK)")
+    expect(thread).to_contain_text("was cancelled", timeout=FOLLOW_UP_TIMEOUT_MS)
+    expect(thread).to_contain_text("approved by @Grace")
+    expect(badge(page, operation)).to_have_text("CANCELLED")
+    thread.scroll_into_view_if_needed()
+    screenshot(page, "approval-thread")
+
+
+def open_as_without_modals(page: Page, sandbox: Sandbox, user: str) -> None:
+    """As `user`, with any modal an earlier test left open for them closed."""
+    open_as(page, sandbox, user)
+    seen = httpx.get(f"{sandbox.url}/client/state?user={user}", timeout=30).json()
+    dialogs = page.get_by_role("dialog")
+    if seen["modals"]:
+        expect(dialogs).not_to_have_count(0)
+        dialogs.first.locator("[data-modal=close]").click()  # closes those above it too
+    expect(dialogs).to_have_count(0)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+import redis.asyncio as redis
 from slack_bolt.context.ack.async_ack import AsyncAck
 from slack_bolt.context.respond.async_respond import AsyncRespond
 from slack_sdk.web.async_client import AsyncWebClient
@@ -113,7 +114,17 @@ async def _read(
         else:
             operation = await services.operations.get(resource, decision.account)
             text, blocks = messages.status_reply(resource, operation)
+            blocks += await _pending_approval(services, resource)
     except OperationsError as exc:
         subject = f"the operations in `{resource}`" if action is Action.LIST else f"`{resource}`"
         text, blocks = messages.lookup_failed(subject, exc)
     await respond(response_type="ephemeral", text=text, blocks=blocks)
+
+
+async def _pending_approval(services: Services, name: OperationName) -> messages.Blocks:
+    """The operation's approval request still waiting, if any; status works without Redis."""
+    try:
+        pending = await services.approvals.store.pending_for(str(name))
+    except redis.RedisError:
+        return []
+    return messages.approval_status_blocks(pending) if pending is not None else []

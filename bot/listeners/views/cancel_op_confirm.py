@@ -1,4 +1,5 @@
-"""Confirm in the modal: check all again (metadata and submitter are untrusted), then cancel."""
+"""Confirm in the modal: check all again (metadata and submitter are untrusted), then cancel,
+or, for a protected operation, ask for a second person's approval."""
 
 from __future__ import annotations
 
@@ -7,11 +8,11 @@ from typing import Any
 import redis.asyncio as redis
 from slack_bolt.context.ack.async_ack import AsyncAck
 
-from bot.policy.allowlist import Action
-from bot.policy.names import InvalidName
+from bot.policy.allowlist import Action, ApprovalRule
+from bot.policy.names import InvalidName, OperationName
 from bot.services import Services, services_of
 from bot.slack import messages
-from bot.slack.confirmation import TamperedMetadata
+from bot.slack.confirmation import ConfirmContext, TamperedMetadata
 from bot.watch.submission import CancelRequest
 
 
@@ -37,6 +38,10 @@ async def cancel_op_confirm(
     if not decision.allowed:
         await _refuse(ack, services, user, str(name), confirm.channel, "denied",
                       messages.denied_text(decision, name))  # fmt: skip
+        return
+    approval = services.allowlist.approval_for(name, confirm.channel)
+    if approval is not None:  # decided here again: the modal's own word is untrusted
+        await _ask_approval(ack, services, view, name, confirm, approval, decision.account)
         return
     request = CancelRequest(
         name, user, confirm.channel, confirm.thread_ts, account=decision.account or ""
@@ -66,3 +71,49 @@ async def _refuse(
     await services.audit.record(
         "denied", actor=user, operation=name, channel=channel, outcome=outcome, step="submit"
     )
+
+
+async def _ask_approval(
+    ack: AsyncAck,
+    services: Services,
+    view: dict[str, Any],
+    name: OperationName,
+    confirm: ConfirmContext,
+    approval: ApprovalRule,
+    account: str | None,
+) -> None:
+    """Nothing goes to Google: the request is recorded once per submission and posted."""
+    if not approval.has_approvers_besides(confirm.requester):
+        await _refuse(ack, services, confirm.requester, str(name), confirm.channel,
+                      "no_other_approver", messages.no_other_approver_text(name))  # fmt: skip
+        return
+    reason = _reason(view)
+    if not reason:
+        await ack(
+            response_action="errors", errors={messages.REASON_ID: messages.reason_missing_text()}
+        )
+        return
+    approvals = services.approvals
+    try:
+        opened = await approvals.open(
+            view["id"], name, confirm.requester, confirm.channel, confirm.thread_ts, reason,
+            approval, account,
+        )  # fmt: skip
+        pending = await approvals.store.load(opened.request_id)
+    except redis.RedisError:
+        await ack(response_action="update", view=messages.refusal_view(messages.unavailable_text()))
+        return
+    if not opened.opened and pending is not None:
+        text = messages.approval_pending_text(name, pending)
+        await ack(response_action="update", view=messages.refusal_view(text))
+        return
+    await ack(response_action="clear")
+    await approvals.post(opened.request_id)
+
+
+def _reason(view: dict[str, Any]) -> str:
+    """What the person typed as the reason ("" if none: a crafted or stale modal)."""
+    values = (view.get("state") or {}).get("values") or {}
+    typed = (values.get(messages.REASON_ID) or {}).get(messages.REASON_ID) or {}
+    value = typed.get("value")
+    return value.strip() if isinstance(value, str) else ""

@@ -1,0 +1,1 @@
+"""Two-person approval of protected cancels: requests in Redis, decided exactly once."""
