@@ -26,8 +26,9 @@ from bot.standins.slack_api import SlackStandIn
 from bot.watch.store import WATCHES_KEY, WatchStore
 from bot.watch.submission import Cancellations, CancelRequest
 from tests.conftest import ONCALL, ROTATION, ROTATION_MEMBER, RunningBot
-from tests.faults import audit_entries
+from tests.faults import audit_entries, cancels_sent
 from tests.google_auth_standins import TokenEndpoint
+from tests.listeners.actions.approval_flow import APPROVE, LEAD, approval_message, ask, click
 from tests.listeners.flow import OP, closed, confirm, open_modal, response_text, seed, view_text
 from tests.slack_driver import wait_for
 from tests.test_google_auth import key_file, no_ambient_credentials, token_endpoint  # noqa: F401
@@ -383,3 +384,32 @@ def test_the_audit_names_the_bots_own_identity_when_no_account_is_used(
     assert confirmed["acting_as"] == "bot"
     [sent] = audit_entries(redis_url, "cancel_sent", OP)
     assert sent["acting_as"] == "bot"
+
+
+def test_an_approved_cancel_acts_as_the_account_of_the_requesters_grant(
+    start_bot: Callable[..., RunningBot],
+    slack: SlackStandIn,
+    google: OperationsStandIn,
+    iam: IamCredentialsStandIn,
+    iam_server: tuple[IamCredentialsStandIn, BackgroundServer],
+    redis_url: str,
+) -> None:
+    """The approver's click sends the requester's cancel, so it carries the token of the
+    requester's granting binding (never the approver's, who need not hold the cancel)."""
+    protected = ALLOWLIST.replace(
+        f"    impersonate: {PROD}\n",
+        f"    impersonate: {PROD}\n    approval:\n      approvers: [user:{LEAD}]\n",
+    )
+    seed(google, polls_until_done=2)
+    running = start_bot(protected, IAM_CREDENTIALS_API_URL=f"{iam_server[1].url}/v1",
+                        POLL_INITIAL_SECONDS="0.05", POLL_MAX_SECONDS="0.2")  # fmt: skip
+    assert closed(ask(running, slack))
+    message = approval_message(slack)
+    assert f"Acting in Google Cloud as `{PROD}`" in json.dumps(message.blocks)
+    assert cancels_sent(google, OP) == 0
+    click(running, message, LEAD, APPROVE)
+    wait_for(lambda: "was cancelled" in thread_text(slack), what="the final state")
+    assert identities(google, OP, "cancel") == [PROD]
+    assert set(identities(google, OP)) == {PROD}
+    for event in ("approval_requested", "approval_approved", "cancel_sent", "final_state"):
+        assert [e["acting_as"] for e in audit_entries(redis_url, event, OP)] == [PROD], event
