@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -14,11 +15,14 @@ import sys
 import threading
 import time
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import httpx
 from aiohttp import web
 
+import bot.google.rpc
+import bot.slack.messages
 from bot.sandbox import workspace
 from bot.standins.runner import BackgroundServer
 from bot.standins.slack_api import SlackStandIn
@@ -313,3 +317,13 @@ def test_closing_a_modal_tells_the_app_only_when_the_view_asked() -> None:
         app.stop()
     assert received == ["view_closed"]  # for V2 alone
     assert standin.state.modal_stacks[workspace.ONCALL] == []
+
+
+def test_every_emoji_the_bot_writes_is_drawn_by_the_page() -> None:
+    """Slack draws `:name:` as its emoji; the page must too, or people read the code."""
+    sources = [Path(bot.slack.messages.__file__), Path(bot.google.rpc.__file__)]
+    written = {name for path in sources for name in re.findall(r":([a-z_]+):", path.read_text())}
+    script = (Path(workspace.__file__).parent / "static" / "sandbox.js").read_text()
+    table = script[script.index("const EMOJI = {") : script.index("};", script.index("EMOJI"))]
+    drawn = set(re.findall(r"([a-z_]+): \"", table))
+    assert written and not written - drawn, sorted(written - drawn)

@@ -7,7 +7,7 @@ const EMOJI = {
   warning: "⚠️", no_entry: "⛔", mag: "🔍", hourglass: "⌛", hourglass_flowing_sand: "⏳",
   white_check_mark: "✅", x: "❌", octagonal_sign: "🛑", outbox_tray: "📤",
   information_source: "ℹ️", checkered_flag: "🏁", rotating_light: "🚨", raised_hand: "✋",
-  lock: "🔒", grey_question: "❔",
+  lock: "🔒", grey_question: "❔", bust_in_silhouette: "👤",
 };
 const COLOURS = ["#2a80b9", "#e8912d", "#7b4397", "#2bac76", "#cd2553", "#4a154b"];
 
