@@ -345,6 +345,7 @@ def test_a_protected_operation_is_cancelled_only_after_a_second_person_approves(
     open_as_without_modals(page, sandbox, workspace.ROTATION_MEMBER)
     alert = alert_for(page, operation)
     thread = alert.locator(".thread")
+    thread.scroll_into_view_if_needed()
     screenshot(page, "approval-request")
     thread.get_by_role("button", name="Approve").click()
     expect(thread).to_contain_text("@Grace approved @Ada's request")
