@@ -148,6 +148,8 @@ def test_resource_patterns_match_segment_by_segment(pattern: str, matches: bool)
          6, "whole number"),
         (CANCEL + "    approval:\n      approvers: [user:U2]\n      expires_after_seconds: -60\n",
          6, "whole number"),
+        (CANCEL + "    approval:\n      approvers: [user:U2]\n      expires_after_seconds: 6²\n",
+         6, "whole number"),
         (CANCEL + "    approval: [user:U2]\n", 4, "must be a mapping"),
         (CANCEL.replace("cancel", "get") + "    approval:\n      approvers: [user:U2]\n", 5,
          "only on cloudaicompanion.operations.cancel"),

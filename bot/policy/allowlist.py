@@ -420,7 +420,7 @@ class _Reader:
     def seconds(self, node: yaml.Node) -> int:
         text = self.scalar(node)
         low, high = APPROVAL_SECONDS_RANGE
-        if not text.isdigit() or not low <= int(text) <= high:
+        if not (text.isascii() and text.isdigit()) or not low <= int(text) <= high:
             raise self.fail(
                 node, f"'expires_after_seconds' must be a whole number from {low} to {high}"
             )
