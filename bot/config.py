@@ -164,6 +164,10 @@ class _Reader:
             parts = urlsplit("")
         if parts.scheme not in ("http", "https") or not parts.netloc or re.search(r"\s", raw):
             raise StartupError(name, f"{raw!r} is not an http(s) URL", "Set it to a full URL")
+        if parts.query or parts.fragment or raw.endswith(("?", "#")):  # paths are added after it
+            raise StartupError(
+                name, f"{raw!r} has a query or fragment", "Set it to the base URL alone"
+            )
         try:
             parts.port  # noqa: B018 (read only to check it)
         except ValueError:
