@@ -108,6 +108,8 @@ def test_resource_patterns_match_segment_by_segment(pattern: str, matches: bool)
         ("bindings:\n  - permission: [\n", 3, "not valid YAML"),
         ("- just a list\n", 1, "expected a mapping"),
         ("bindigns: []\n", 1, "unknown key 'bindigns'"),
+        ("? [bindings]\n: []\n", 1, "not a plain key"),
+        (CANCEL + "    approval: {? [approvers] : [user:U2]}\n", 4, "not a plain key"),
         ("bindings:\n  - permission: cloudaicompanion.operations.cancel\n"
          "    members: [user:U1]\n    channel: [C1]\n", 4, "unknown key 'channel'"),
         ("bindings:\n  - permission: cloudaicompanion.operations.cancel\n"
@@ -150,6 +152,8 @@ def test_resource_patterns_match_segment_by_segment(pattern: str, matches: bool)
          6, "whole number"),
         (CANCEL + "    approval:\n      approvers: [user:U2]\n      expires_after_seconds: 6²\n",
          6, "whole number"),
+        (CANCEL + "    approval:\n      approvers: [user:U2]\n"
+         f"      expires_after_seconds: {'9' * 5000}\n", 6, "whole number"),
         (CANCEL + "    approval: [user:U2]\n", 4, "must be a mapping"),
         (CANCEL.replace("cancel", "get") + "    approval:\n      approvers: [user:U2]\n", 5,
          "only on cloudaicompanion.operations.cancel"),
