@@ -176,6 +176,13 @@ def test_a_missing_file_is_named(tmp_path: Path) -> None:
         load_allowlist(tmp_path / "missing.yaml", "cloudaicompanion")
 
 
+def test_a_file_that_is_not_utf8_is_named_with_its_line(tmp_path: Path) -> None:
+    path = tmp_path / "allowlist.yaml"
+    path.write_bytes(b"bindings:\n  - permission: cloudaicompanion.operations.cancel\xff\n")
+    with pytest.raises(AllowlistError, match=r"allowlist.yaml:2: not UTF-8 text"):
+        load_allowlist(path, "cloudaicompanion")
+
+
 def test_the_example_allowlist_in_the_repository_loads() -> None:
     path = Path(__file__).resolve().parent.parent / "allowlist.example.yaml"
     policy = load_allowlist(path, "cloudaicompanion")

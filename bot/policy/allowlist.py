@@ -320,6 +320,9 @@ def load_allowlist(path: Path, service: str) -> Allowlist:
         raise AllowlistError(f"{path}: no such file") from exc
     except OSError as exc:
         raise AllowlistError(f"{path}: cannot be read ({exc.strerror})") from exc
+    except UnicodeDecodeError as exc:
+        line = exc.object[: exc.start].count(b"\n") + 1
+        raise AllowlistError(f"{path}:{line}: not UTF-8 text") from exc
     return parse_allowlist(text, service, str(path))
 
 
