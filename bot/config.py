@@ -162,7 +162,8 @@ class _Reader:
             parts = urlsplit(raw)
         except ValueError:  # an unclosed [IPv6] bracket
             parts = urlsplit("")
-        if parts.scheme not in ("http", "https") or not parts.netloc or re.search(r"\s", raw):
+        spaced = not raw.isprintable() or " " in raw  # control characters, undecodable bytes
+        if parts.scheme not in ("http", "https") or not parts.netloc or spaced:
             raise StartupError(name, f"{raw!r} is not an http(s) URL", "Set it to a full URL")
         if parts.query or parts.fragment or raw.endswith(("?", "#")):  # paths are added after it
             raise StartupError(

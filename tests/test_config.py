@@ -109,6 +109,8 @@ def test_a_redis_url_the_client_cannot_use_is_refused_at_start_up(url: str, word
         ("http://127.0.0.1:99999/v1", "port"),
         ("http://127.0.0.1:abc/v1", "port"),
         ("http://iam credentials.example/v1", "not an http(s) URL"),
+        ("http://127.0.0.1:8080/v1\x01", "not an http(s) URL"),
+        ("http://iam\udcff.example/v1", "not an http(s) URL"),  # a byte not UTF-8 in the env
         ("http://127.0.0.1:8080/v1?alt=json", "query"),
         ("http://127.0.0.1:8080/v1#top", "query"),
     ],
