@@ -158,9 +158,23 @@ class _Reader:
         raw = self.text(name, "")
         if not raw:
             return default
-        parts = urlsplit(raw)
-        if parts.scheme not in ("http", "https") or not parts.netloc:
+        try:
+            parts = urlsplit(raw)
+        except ValueError:  # an unclosed [IPv6] bracket
+            parts = urlsplit("")
+        spaced = not raw.isprintable() or " " in raw  # control characters, undecodable bytes
+        if parts.scheme not in ("http", "https") or not parts.netloc or spaced:
             raise StartupError(name, f"{raw!r} is not an http(s) URL", "Set it to a full URL")
+        if parts.query or parts.fragment or raw.endswith(("?", "#")):  # paths are added after it
+            raise StartupError(
+                name, f"{raw!r} has a query or fragment", "Set it to the base URL alone"
+            )
+        try:
+            parts.port  # noqa: B018 (read only to check it)
+        except ValueError:
+            raise StartupError(
+                name, f"{raw!r} has no valid port", "Set a port from 1 to 65535, or none"
+            ) from None
         return raw.rstrip("/")
 
     def redis_url(self) -> str | None:

@@ -108,6 +108,8 @@ def test_resource_patterns_match_segment_by_segment(pattern: str, matches: bool)
         ("bindings:\n  - permission: [\n", 3, "not valid YAML"),
         ("- just a list\n", 1, "expected a mapping"),
         ("bindigns: []\n", 1, "unknown key 'bindigns'"),
+        ("? [bindings]\n: []\n", 1, "not a plain key"),
+        (CANCEL + "    approval: {? [approvers] : [user:U2]}\n", 4, "not a plain key"),
         ("bindings:\n  - permission: cloudaicompanion.operations.cancel\n"
          "    members: [user:U1]\n    channel: [C1]\n", 4, "unknown key 'channel'"),
         ("bindings:\n  - permission: cloudaicompanion.operations.cancel\n"
@@ -148,6 +150,10 @@ def test_resource_patterns_match_segment_by_segment(pattern: str, matches: bool)
          6, "whole number"),
         (CANCEL + "    approval:\n      approvers: [user:U2]\n      expires_after_seconds: -60\n",
          6, "whole number"),
+        (CANCEL + "    approval:\n      approvers: [user:U2]\n      expires_after_seconds: 6²\n",
+         6, "whole number"),
+        (CANCEL + "    approval:\n      approvers: [user:U2]\n"
+         f"      expires_after_seconds: {'9' * 5000}\n", 6, "whole number"),
         (CANCEL + "    approval: [user:U2]\n", 4, "must be a mapping"),
         (CANCEL.replace("cancel", "get") + "    approval:\n      approvers: [user:U2]\n", 5,
          "only on cloudaicompanion.operations.cancel"),
@@ -168,6 +174,13 @@ def test_mistakes_name_the_file_line_and_reason(
 def test_a_missing_file_is_named(tmp_path: Path) -> None:
     with pytest.raises(AllowlistError, match="no such file"):
         load_allowlist(tmp_path / "missing.yaml", "cloudaicompanion")
+
+
+def test_a_file_that_is_not_utf8_is_named_with_its_line(tmp_path: Path) -> None:
+    path = tmp_path / "allowlist.yaml"
+    path.write_bytes(b"bindings:\n  - permission: cloudaicompanion.operations.cancel\xff\n")
+    with pytest.raises(AllowlistError, match=r"allowlist.yaml:2: not UTF-8 text"):
+        load_allowlist(path, "cloudaicompanion")
 
 
 def test_the_example_allowlist_in_the_repository_loads() -> None:

@@ -99,3 +99,27 @@ def test_a_redis_url_the_client_cannot_use_is_refused_at_start_up(url: str, word
     assert refused.value.setting == "REDIS_URL"
     assert words in str(refused.value)
     assert "s3cret" not in str(refused.value)
+
+
+@pytest.mark.parametrize("setting", ["IAM_CREDENTIALS_API_URL", "OPERATIONS_API_URL"])
+@pytest.mark.parametrize(
+    ("url", "words"),
+    [
+        ("http://[::1/v1", "not an http(s) URL"),
+        ("http://127.0.0.1:99999/v1", "port"),
+        ("http://127.0.0.1:abc/v1", "port"),
+        ("http://iam credentials.example/v1", "not an http(s) URL"),
+        ("http://127.0.0.1:8080/v1\x01", "not an http(s) URL"),
+        ("http://iam\udcff.example/v1", "not an http(s) URL"),  # a byte not UTF-8 in the env
+        ("http://127.0.0.1:8080/v1?alt=json", "query"),
+        ("http://127.0.0.1:8080/v1#top", "query"),
+    ],
+)
+def test_a_google_url_the_client_cannot_use_is_refused_at_start_up(
+    setting: str, url: str, words: str
+) -> None:
+    """One line naming the setting, not a traceback now or a failed call at 3 a.m."""
+    with pytest.raises(StartupError) as refused:
+        Settings.from_env({**BASE, setting: url})
+    assert refused.value.setting == setting
+    assert words in str(refused.value)

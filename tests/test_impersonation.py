@@ -15,7 +15,12 @@ import redis.asyncio as aredis
 
 import bot.google.impersonation
 from bot.google.credentials import GoogleTokens
-from bot.google.impersonation import AccountTokens, AnonymousMinter, TokenUnavailable
+from bot.google.impersonation import (
+    AccountTokens,
+    AnonymousMinter,
+    GoogleAuthMinter,
+    TokenUnavailable,
+)
 from bot.google.rpc import RpcCode
 from bot.policy.names import parse_operation_name
 from bot.runtime import metrics
@@ -370,6 +375,26 @@ def test_with_real_credentials_the_token_request_carries_the_bots_own_token(
     shown = view_text(open_modal(running, slack, ONCALL, STAGING_OP))
     assert "*PERMISSION_DENIED*" in shown and f"may not act as `{STAGING}`" in shown
     assert google.state.requests_for(STAGING_OP) == []
+
+
+def test_a_token_answer_that_trickles_is_given_up_on_within_the_mints_deadline(
+    key_file: TokenEndpoint,  # noqa: F811
+    iam: IamCredentialsStandIn,
+    iam_server: tuple[IamCredentialsStandIn, BackgroundServer],
+) -> None:
+    """A proxy passing generateAccessToken's answer on a byte every 2 s would otherwise hold
+    the mint, and every call for the account that shares it, for minutes."""
+    iam.state.trickle_seconds = 2.0  # about 80 bytes: close to three minutes
+    minter = GoogleAuthMinter(GoogleTokens.from_adc(), f"{iam_server[1].url}/v1")
+
+    async def mint() -> None:
+        async with asyncio.timeout(60):  # the test's own bound, far above the mint's
+            await minter.mint(PROD)
+
+    with pytest.raises(TokenUnavailable) as refused:
+        asyncio.run(mint())
+    assert refused.value.code is RpcCode.DEADLINE_EXCEEDED
+    assert [r.account for r in iam.state.requests] == [PROD]
 
 
 def test_the_audit_names_the_bots_own_identity_when_no_account_is_used(

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import logging
+import sys
 from collections.abc import Callable
 
+import google.auth.exceptions
 import pytest
 
 from bot.google.credentials import GoogleTokens
@@ -23,6 +25,21 @@ def test_the_formatter_scrubs_token_shapes() -> None:
     line = JsonFormatter().format(record)
     assert BOT_TOKEN not in line and "ya29.secret-access-token" not in line
     assert json.loads(line)["message"] == "calling with [redacted]"
+
+
+def test_an_access_token_in_an_exceptions_text_is_scrubbed() -> None:
+    """google-auth's RefreshError keeps generateAccessToken's answer, token and all, when it
+    cannot read its expireTime; a traceback of it must not carry the token."""
+    answer = '{"accessToken": "ya29.c.b0Aaekm1K-secret_Token.x", "expireTime": "soon"}'
+    try:
+        raise google.auth.exceptions.RefreshError(  # type: ignore[no-untyped-call]
+            "Unable to acquire impersonated credentials", answer
+        )
+    except google.auth.exceptions.RefreshError:
+        record = logging.LogRecord("x", logging.ERROR, "", 0, "mint failed", (), sys.exc_info())
+    line = JsonFormatter().format(record)
+    assert "ya29" not in line and "secret_Token" not in line
+    assert "Unable to acquire impersonated credentials" in json.loads(line)["exception"]
 
 
 @pytest.mark.usefixtures("service_account")

@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import time
 from collections.abc import Iterator, Mapping
 from typing import Any, Protocol
 
@@ -74,12 +75,26 @@ class HttpxAuthRequest(google.auth.transport.Request):
         timeout: float | None = None,
         **kwargs: Any,
     ) -> _HttpxResponse:
+        seconds = timeout or 30.0
+        # httpx's timeouts bound each read: an answer trickling in must not hold a refresh
+        # (and every caller waiting for it) for as long as the server cares to send it.
+        deadline = time.monotonic() + seconds
         try:
-            response = self._client.request(
-                method, url, content=body, headers=headers, timeout=timeout or 30.0
-            )
+            with self._client.stream(
+                method, url, content=body, headers=headers, timeout=seconds
+            ) as streamed:
+                chunks = []
+                for chunk in streamed.iter_raw():  # decoded once, by the Response below
+                    if time.monotonic() > deadline:
+                        raise google.auth.exceptions.TransportError(  # type: ignore[no-untyped-call]
+                            f"{url}: answer not complete within {seconds:g} s"
+                        ) from TimeoutError()
+                    chunks.append(chunk)
         except httpx.HTTPError as exc:
             raise google.auth.exceptions.TransportError(str(exc)) from exc  # type: ignore[no-untyped-call]
+        response = httpx.Response(
+            streamed.status_code, headers=streamed.headers, content=b"".join(chunks)
+        )
         return _HttpxResponse(response)
 
 

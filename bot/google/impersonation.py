@@ -159,7 +159,8 @@ class GoogleAuthMinter:
         try:
             credentials.refresh(request)  # type: ignore[no-untyped-call]
         except google.auth.exceptions.TransportError as exc:
-            raise _unreachable(account, exc) from exc
+            cause = exc.__cause__  # the transport's own deadline, when it ran out
+            raise _unreachable(account, cause if isinstance(cause, TimeoutError) else exc) from exc
         except google.auth.exceptions.GoogleAuthError as exc:
             url = generate_access_token_url(self._base_url, account)
             if request.url != url:  # the bot's own credentials failed before the IAM call

@@ -320,6 +320,9 @@ def load_allowlist(path: Path, service: str) -> Allowlist:
         raise AllowlistError(f"{path}: no such file") from exc
     except OSError as exc:
         raise AllowlistError(f"{path}: cannot be read ({exc.strerror})") from exc
+    except UnicodeDecodeError as exc:
+        line = exc.object[: exc.start].count(b"\n") + 1
+        raise AllowlistError(f"{path}:{line}: not UTF-8 text") from exc
     return parse_allowlist(text, service, str(path))
 
 
@@ -361,6 +364,8 @@ class _Reader:
     def mapping(self, node: yaml.MappingNode, allowed: frozenset[str]) -> dict[str, yaml.Node]:
         result: dict[str, yaml.Node] = {}
         for key_node, value_node in node.value:
+            if not isinstance(key_node, yaml.ScalarNode):  # `? [a]`: a list or mapping as key
+                raise self.fail(key_node, "not a plain key")
             key = key_node.value
             if key not in allowed:
                 known = ", ".join(sorted(allowed))
@@ -420,7 +425,9 @@ class _Reader:
     def seconds(self, node: yaml.Node) -> int:
         text = self.scalar(node)
         low, high = APPROVAL_SECONDS_RANGE
-        if not text.isdigit() or not low <= int(text) <= high:
+        # ASCII digits only (int() reads other scripts' too), and few: int() refuses 4300+.
+        plain = text.isascii() and text.isdigit() and len(text) <= len(str(high))
+        if not plain or not low <= int(text) <= high:
             raise self.fail(
                 node, f"'expires_after_seconds' must be a whole number from {low} to {high}"
             )

@@ -11,8 +11,11 @@ from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any
 
-# Token shapes that must never reach a log: Slack tokens and OAuth bearer tokens.
-_SECRET = re.compile(r"(xox[abposr]-[A-Za-z0-9-]+|xapp-[A-Za-z0-9-]+|Bearer\s+[^\s\"']+)")
+# Token shapes that must never reach a log: Slack tokens, OAuth bearer tokens, and Google
+# access tokens without their "Bearer" (an IAM Credentials answer kept in an exception).
+_SECRET = re.compile(
+    r"(xox[abposr]-[A-Za-z0-9-]+|xapp-[A-Za-z0-9-]+|Bearer\s+[^\s\"']+|ya29\.[A-Za-z0-9._~+/-]+)"
+)
 _STANDARD = frozenset(vars(logging.LogRecord("", 0, "", 0, "", (), None)))
 # Cloud Logging's LogSeverity names, from the highest level each covers.
 _SEVERITIES = (

@@ -19,6 +19,8 @@ from typing import Any
 
 from aiohttp import web
 
+from bot.standins.trickle import trickle
+
 CLOUD_PLATFORM = "https://www.googleapis.com/auth/cloud-platform"
 _LIFETIME = re.compile(r"([0-9]+)s")
 _MAX_LIFETIME_SECONDS = 3600  # without the org policy that allows 12 h, as by default
@@ -54,6 +56,8 @@ class IamCredentialsState:
     # Lifetime of the tokens minted, whatever was asked: short ones make a test see expiry.
     lifetime_seconds: int | None = None
     latency_seconds: float = 0.0
+    # Seconds between the bytes of each answer (a proxy that trickles); 0: at once.
+    trickle_seconds: float = 0.0
 
     def refuse(self, account: str, how: str = "PERMISSION_DENIED") -> None:
         self.refusals[account] = how
@@ -85,7 +89,7 @@ class IamCredentialsStandIn:
         app.router.add_post("/_standin/iam/refusals", self._set_refusal)
         return app
 
-    async def _generate(self, request: web.Request) -> web.Response:
+    async def _generate(self, request: web.Request) -> web.StreamResponse:
         state = self.state  # the state of the test that sent it, whatever comes after
         account = request.match_info["account"]
         try:
@@ -98,6 +102,8 @@ class IamCredentialsStandIn:
             await asyncio.sleep(state.latency_seconds)
         response = self._answer(state, request.match_info["project"], account, body)
         record.status = response.status
+        if state.trickle_seconds:
+            return await trickle(request, response, state.trickle_seconds)
         return response
 
     @staticmethod

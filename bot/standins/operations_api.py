@@ -24,6 +24,7 @@ from typing import Any
 from aiohttp import web
 
 from bot.standins.iam_credentials import MintedToken
+from bot.standins.trickle import trickle
 
 _PATH = re.compile(r"/v1/(projects/[^/]+/locations/[^/]+/operations/[^/:]+)(:cancel)?")
 _LIST_PATH = re.compile(r"/v1/(projects/[^/]+/locations/[^/]+)/operations")
@@ -235,7 +236,7 @@ class OperationsStandIn:
         response = refused or self._answer(state, request.method, name, action)
         interval = state.trickle.get((request.method, name))
         if interval is not None:
-            return await _trickle(request, response, interval)
+            return await trickle(request, response, interval)
         record.ended = time.monotonic()
         return response
 
@@ -270,21 +271,6 @@ class OperationsStandIn:
         if method == "POST" and action == "cancel":
             return _cancel(operation)
         return _error(405, "INVALID_ARGUMENT", "method not allowed")
-
-
-async def _trickle(
-    request: web.Request, answer: web.Response, interval: float
-) -> web.StreamResponse:
-    """Send the answer's headers at once, then its body a byte every `interval` seconds."""
-    body = answer.body if isinstance(answer.body, bytes) else b""
-    stream = web.StreamResponse(status=answer.status, headers={"Content-Type": "application/json"})
-    stream.content_length = len(body)
-    await stream.prepare(request)
-    for index in range(len(body)):
-        await stream.write(body[index : index + 1])
-        await asyncio.sleep(interval)
-    await stream.write_eof()
-    return stream
 
 
 def _cancel(operation: FakeOperation) -> web.Response:

@@ -3,11 +3,15 @@ real Redis. A protected cancel reaches Google only after an approver's click, ex
 
 from __future__ import annotations
 
+import asyncio
+import json
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
+import redis.asyncio as aredis
 
+from bot.approval.store import ApprovalStore
 from bot.standins.operations_api import OperationsStandIn
 from bot.standins.slack_api import SlackStandIn
 from tests.conftest import ONCALL, ROTATION, ROTATION_MEMBER, STRANGER, RunningBot
@@ -27,6 +31,7 @@ from tests.listeners.actions.approval_flow import (
     ephemeral_reply,
     nothing_due,
     protected,
+    request_id,
 )
 from tests.listeners.flow import OP, closed, open_modal, seed, view_text
 from tests.slack_driver import wait_for
@@ -354,3 +359,34 @@ def test_a_requester_who_is_the_only_approver_is_refused_at_submit(
     assert "names nobody but you" in view_text(ack["view"])
     assert slack.state.messages == [] and cancels_sent(google, OP) == 0
     assert [e["outcome"] for e in audit_entries(redis_url, "denied", OP)] == ["no_other_approver"]
+
+
+def test_an_approval_whose_process_died_before_carrying_it_out_is_carried_out_once(
+    running: RunningBot,
+    slack: SlackStandIn,
+    google: OperationsStandIn,
+    redis_url: str,
+) -> None:
+    """What a clicker killed right after the decision leaves in Redis: the decision, nothing
+    of its effects. The process still running sends the cancel, audits and edits, once."""
+    ask(running, slack)
+    message = approval_message(slack)
+
+    async def decide_and_die() -> None:
+        client = aredis.Redis.from_url(redis_url, decode_responses=True)
+        store = ApprovalStore(client)
+        request = await store.load(request_id(message))
+        assert request is not None
+        verdict = await store.decide(request, "approved", LEAD, finish_within_ms=500)
+        assert verdict.outcome == "decided"
+        await client.aclose()
+
+    asyncio.run(decide_and_die())
+    decided(message, f"<@{LEAD}> approved")
+    wait_for(lambda: nothing_due(redis_url), what="the decision carried out")
+    wait_for(lambda: cancels_sent(google, OP) == 1, what="the cancel")
+    approved = audit_entries(redis_url, "approval_approved", OP)
+    assert [(e["actor"], e["requester"]) for e in approved] == [(LEAD, ONCALL)]
+    wait_for(lambda: "was cancelled" in json.dumps([m.text for m in slack.state.messages]),
+             what="the final state")  # fmt: skip
+    assert cancels_sent(google, OP) == 1
