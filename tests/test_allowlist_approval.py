@@ -69,3 +69,18 @@ def test_a_group_that_cannot_be_read_refuses_with_a_note() -> None:
     rule = ApprovalRule(frozenset(), ("S0GONE",))
     check = asyncio.run(rule.admits("U0LEAD", "U0ADA", Groups({})))
     assert not check.allowed and "user group" in check.note
+
+
+def test_another_spelling_of_a_protected_project_still_needs_approval() -> None:
+    """Google takes `PROD-1` and a project's number for the same project: a broad binding
+    without approval must not let either spelling past the protected pattern."""
+    policy = parse_allowlist(
+        PROTECTED + "  - permission: cloudaicompanion.operations.cancel\n"
+        "    members: [usergroup:S0ONCALL]\n",
+        "cloudaicompanion",
+    )
+    for project in ("PROD-1", "Prod-1", "123456789012"):
+        name = OperationName(project, "us-central1", "op-1")
+        rule = policy.approval_for(name, "C0OTHER")
+        assert rule is not None and rule.groups == ("S0LEADS",), project
+    assert policy.approval_for(OperationName("DEV-1", "us-central1", "op-1"), "C0OTHER") is None

@@ -207,7 +207,9 @@ class Allowlist:
         rules = [
             b.approval
             for b in self.bindings
-            if b.approval is not None and b.covers(permission, name.path, channel)
+            if b.approval is not None
+            and b.applies(permission, channel)
+            and any(_may_name_the_same(pattern, name) for pattern in b.resources)
         ]
         if not rules:
             return None
@@ -287,6 +289,16 @@ async def _memberships(
             elif user in lookup.result():
                 member_of.add(lookups[lookup])
     return member_of, failed or bool(pending)
+
+
+def _may_name_the_same(pattern: str, name: OperationName) -> bool:
+    """Whether `name` may be an operation `pattern` protects, however it is spelled: Google
+    reads project IDs and locations in lower case, and a project number may stand for any
+    project ID, so protection errs towards asking (a grant, by contrast, must match)."""
+    segments = pattern.split("/")
+    if name.project.isdigit():
+        segments[1] = "*"
+    return _matches("/".join(segments).lower(), name.path.lower())
 
 
 def _any_group(member_of: set[str], pending: set[str]) -> bool:
