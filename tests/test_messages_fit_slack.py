@@ -154,6 +154,7 @@ CASES: dict[str, Case] = {
     "approval_pending_text": Case("text", st.builds(
         messages.approval_pending_text, names, approval_requests)),
     "reason_missing_text": Case("text", st.builds(messages.reason_missing_text)),
+    "now_protected_text": Case("text", st.builds(messages.now_protected_text, names)),
     "no_other_approver_text": Case("text", st.builds(messages.no_other_approver_text, names)),
     "approval_not_posted_text": Case("text", st.builds(messages.approval_not_posted_text,
                                                        channels, outside_text)),

@@ -563,6 +563,15 @@ def no_other_approver_text(name: OperationName) -> str:
     )
 
 
+def now_protected_text(name: OperationName) -> str:
+    """A confirmation opened before its operation was protected, submitted after."""
+    return (
+        f":lock: Cancelling `{name}` now needs a second person's approval, which this "
+        "confirmation did not ask for. Nothing was sent to Google. Open it again "
+        f"(`/cancel-op {name}`) to say why and ask for approval."
+    )
+
+
 def reason_missing_text() -> str:
     return "Say why it must be cancelled: the approvers decide on it."
 

@@ -88,6 +88,10 @@ async def _ask_approval(
                       "no_other_approver", messages.no_other_approver_text(name))  # fmt: skip
         return
     reason = _reason(view)
+    if not _asks_why(view):  # opened before its operation was protected: no reason input
+        await _refuse(ack, services, confirm.requester, str(name), confirm.channel,
+                      "now_protected", messages.now_protected_text(name))  # fmt: skip
+        return
     if not reason:
         await ack(
             response_action="errors", errors={messages.REASON_ID: messages.reason_missing_text()}
@@ -109,6 +113,14 @@ async def _ask_approval(
         return
     await ack(response_action="clear")
     await approvals.post(opened.request_id)
+
+
+def _asks_why(view: dict[str, Any]) -> bool:
+    """Whether the modal has the reason input (Slack shows input errors only on a block it has)."""
+    blocks = view.get("blocks")
+    return isinstance(blocks, list) and any(
+        isinstance(b, dict) and b.get("block_id") == messages.REASON_ID for b in blocks
+    )
 
 
 def _reason(view: dict[str, Any]) -> str:

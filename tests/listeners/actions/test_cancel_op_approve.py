@@ -272,6 +272,25 @@ def test_a_submission_without_a_reason_is_sent_back(
     assert slack.state.messages == [] and cancels_sent(google, OP) == 0
 
 
+def test_a_confirmation_opened_before_its_operation_was_protected_is_refused_plainly(
+    start_bot: Callable[..., RunningBot], slack: SlackStandIn, google: OperationsStandIn
+) -> None:
+    """A deploy protects the operation while its confirmation is open: that modal has no
+    reason input to flag, so it says what changed, and nothing is sent."""
+    seed(google)
+    unprotected = "\n".join(
+        line for line in PROTECTED.splitlines() if not line.strip().startswith("approv")
+    )
+    before = start(start_bot, slack, allowlist=unprotected)
+    view = open_modal(before, slack, ONCALL)
+    assert not any(b.get("block_id") == "reason" for b in view["blocks"])
+    after = start(start_bot, slack)
+    ack = after.driver.submit(view, user=ONCALL).json()
+    assert ack["response_action"] == "update"
+    assert "now needs a second person's approval" in view_text(ack["view"])
+    assert slack.state.messages == [] and cancels_sent(google, OP) == 0
+
+
 def test_approval_checks_the_requesters_own_grant_again(
     start_bot: Callable[..., RunningBot], slack: SlackStandIn, google: OperationsStandIn
 ) -> None:
