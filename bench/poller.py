@@ -13,7 +13,10 @@ Everything runs on 127.0.0.1: a stand-in Operations API (own process), the embed
 Redis, the workers. Needs `pip install google-api-core`.
 
     python -m bench.poller [--watches 10000] [--workers 1,2,4] [--seconds 60] [--warmup 30]
-                           [--compare 1000]
+                           [--compare 1000] [--account EMAIL]
+
+With --account, every watch acts as that service account (a binding's `impersonate`): each
+poll carries its token, minted once by a stand-in IAM Credentials API and kept.
 """
 
 from __future__ import annotations
@@ -62,11 +65,15 @@ def cpu_seconds() -> float:
 
 
 def run_standins() -> None:
+    from bot.standins.iam_credentials import IamCredentialsStandIn
     from bot.standins.operations_api import OperationsStandIn
     from bot.standins.runner import BackgroundServer
 
-    server = BackgroundServer(OperationsStandIn().make_app).start()
-    print(server.port, flush=True)
+    operations, iam = OperationsStandIn(), IamCredentialsStandIn()
+    operations.minted = iam.minted  # the Operations API knows whose token each one is
+    server = BackgroundServer(operations.make_app).start()
+    iam_server = BackgroundServer(iam.make_app).start()
+    print(server.port, iam_server.port, flush=True)
     threading.Event().wait()
 
 
@@ -179,7 +186,9 @@ def first_line(process: subprocess.Popen[str]) -> str:
     return process.stdout.readline().strip()
 
 
-def enqueue_watching(redis_url: str, names: list[str], settled_ms: int = 0) -> None:
+def enqueue_watching(
+    redis_url: str, names: list[str], settled_ms: int = 0, account: str = ""
+) -> None:
     """Watches already past the cancel stage, as after Google accepted each cancel.
 
     With settled_ms, each is at that backoff ceiling and falls due at a random time within
@@ -191,7 +200,7 @@ def enqueue_watching(redis_url: str, names: list[str], settled_ms: int = 0) -> N
         store = WatchStore(client, active_ttl_ms=86_400_000)
         for name in names:
             watch = Watch(store.new_id(), name, "U0BENCH", "C0BENCH", "", 0, stage="watch",
-                          delay_ms=settled_ms or 1000)  # fmt: skip
+                          delay_ms=settled_ms or 1000, account=account)  # fmt: skip
             await store.enqueue(watch)
         if settled_ms:
             seconds, micros = await client.time()
@@ -209,14 +218,16 @@ def pct(values: list[float], q: int) -> float:
 
 
 class Bench:
-    def __init__(self, redis_url: str, google_url: str, workdir: Path) -> None:
+    def __init__(self, redis_url: str, google_url: str, iam_url: str, account: str) -> None:
         self.redis_url = redis_url
+        self.account = account
         self.google_url = google_url
         self.store = redis.Redis.from_url(redis_url)
         self.env = {
             "SLACK_BOT_TOKEN": "xoxb-bench",
             "SLACK_API_URL": "http://127.0.0.1:9/api/",  # never called: no channel to post in
             "OPERATIONS_API_URL": f"{google_url}/v1",
+            "IAM_CREDENTIALS_API_URL": f"{iam_url}/v1",
             "GOOGLE_AUTH": "anonymous",
             "REDIS_URL": redis_url,
         }
@@ -242,7 +253,7 @@ class Bench:
         names = [OP.format(i).replace("op-", prefix) for i in range(watches * workers)]
         self.seed([{"name": n, "ends_in_seconds": 10**6} for n in names])
         redis_before = self.used_memory()
-        enqueue_watching(self.redis_url, names, settled_ms=SETTLED_CEILING_MS)
+        enqueue_watching(self.redis_url, names, SETTLED_CEILING_MS, self.account)
         redis_after = self.used_memory()
         procs = [spawn("--role", "worker", str(seconds), str(warmup), env=self.env)
                  for _ in range(workers)]  # fmt: skip
@@ -312,6 +323,7 @@ def main() -> None:
     parser.add_argument("--warmup", type=float, default=30)
     parser.add_argument("--compare", type=int, default=1000)
     parser.add_argument("--workers", default="1,2,4")
+    parser.add_argument("--account", default="", help="a service account every watch acts as")
     parser.add_argument("args", nargs="*")
     options = parser.parse_args()
     if options.role == "standins":
@@ -327,7 +339,9 @@ def main() -> None:
     redis_server = EmbeddedRedis(workdir)
     standins = spawn("--role", "standins")
     try:
-        bench = Bench(redis_server.start(), f"http://127.0.0.1:{first_line(standins)}", workdir)
+        google_port, iam_port = first_line(standins).split()
+        bench = Bench(redis_server.start(), f"http://127.0.0.1:{google_port}",
+                      f"http://127.0.0.1:{iam_port}", options.account)  # fmt: skip
         print(f"{os.cpu_count()} cores; lag measured after a {options.warmup:g} s warm-up, "
               f"over {options.seconds:g} s")  # fmt: skip
         print(f"{'workers':>7} {'watches':>8} {'polls/s':>8} {'lag p50':>7} {'p99 ms':>7} "
