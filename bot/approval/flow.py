@@ -159,13 +159,14 @@ class Approvals:
             if isinstance(checked, ClickResult):
                 await self._record_refusal(request, user, checked)
                 return checked
-            verdict = await self.store.decide(request, state, user, self._finish_within_ms)
+            account = (checked.account or "") if isinstance(checked, Decision) else None
+            verdict = await self.store.decide(request, state, user, self._finish_within_ms, account)
             if verdict.outcome != "decided":
                 result = _refusal_of(request, verdict.outcome, verdict.state, verdict.decided_by)
                 await self._record_refusal(request, user, result)
                 return result
             decided = await self.store.load(request.id)
-            await self.carry_out(decided or request, checked)
+            await self.carry_out(decided or request)
         except redis.RedisError:
             log.warning("approval click not handled (redis)", extra={"request": request_id})
             return ClickResult(None, Refusal.UNAVAILABLE)
@@ -184,13 +185,17 @@ class Approvals:
             return _refusal_of(request, "already", request.state, request.decided_by)
         if user == request.requester:
             return ClickResult(request, Refusal.OWN_REQUEST)
+        name = parse_operation_name(request.operation)
         check = await rule_of(request).admits(user, request.requester, groups)
+        current = allowlist.approval_for(name, request.channel)
+        if check.allowed and current is not None:
+            # A redeploy since the request may have taken them off the approvers.
+            check = await current.admits(user, request.requester, groups)
         if not check.allowed:
             return ClickResult(request, Refusal.NOT_APPROVER, note=check.note)
         if state != "approved":
             return None
         # The requester may have left the rotation since asking: the cancel is theirs.
-        name = parse_operation_name(request.operation)
         granted = await allowlist.check(
             Action.CANCEL, request.requester, name, request.channel, groups
         )
@@ -227,27 +232,27 @@ class Approvals:
 
     # Carrying a decision out
 
-    async def carry_out(self, request: ApprovalRequest, granted: Decision | None = None) -> None:
+    async def carry_out(self, request: ApprovalRequest) -> None:
         """The decision's effects, each safe to repeat: audit once, the cancel once, the
-        message edited; then nothing more falls due for the request. `granted` is the
-        requester's grant as checked just before an approval; None when the driver carries
-        out a decision whose own process stopped short."""
+        message edited; then nothing more falls due for the request. Whoever carries them
+        out (the clicker, or the driver after the clicker stopped short) reads the same
+        record, so the cancel acts as the account the approval recorded."""
         if await self.store.first_time(request.id, "audit"):
             await self._audit.record(
                 f"approval_{request.state}", actor=request.decided_by,
                 operation=request.operation, channel=request.channel, outcome=request.state,
-                acting_as=_account(request, granted), requester=request.requester,
+                acting_as=request.account, requester=request.requester,
                 reason=request.reason, request=request.id,
             )  # fmt: skip
         if request.state == "approved":
-            await self._send_cancel(request, granted)
+            await self._send_cancel(request)
         await self._show_decision(request)
         await self.store.finished(request.id)
 
-    async def _send_cancel(self, request: ApprovalRequest, granted: Decision | None) -> None:
+    async def _send_cancel(self, request: ApprovalRequest) -> None:
         """The cancel as an unprotected confirm sends it, its follow-ups in the request's
         thread; the submission key is the request's, so a repeat joins the first. It is
-        the requester's cancel, sent under their grant (`granted`, see carry_out)."""
+        the requester's cancel, acting as their grant's account as checked at approval."""
         posted = await self._poster.posted(posted_key(request.id))
         thread = request.thread_of(posted[1] if posted else "")
         cancel = CancelRequest(
@@ -255,7 +260,7 @@ class Approvals:
             request.requester,
             posted[0] if posted else request.channel,
             thread,
-            account=_account(request, granted),
+            account=request.account,
             approver=request.decided_by,
         )
         await self._cancellations.request(f"approval:{request.id}", cancel)
@@ -273,12 +278,6 @@ class Approvals:
             reason = failed.failure.reason
             log.warning("approval message not edited",
                         extra={"request": request.id, "slack_error": reason})  # fmt: skip
-
-
-def _account(request: ApprovalRequest, granted: Decision | None) -> str:
-    """The requester's grant as checked at the approval decides whom the bot acts as; a
-    decision carried out after its process stopped uses the one recorded when asked."""
-    return (granted.account or "") if granted is not None else request.account
 
 
 def _refusal_of(request: ApprovalRequest, outcome: str, state: str, by: str) -> ClickResult:

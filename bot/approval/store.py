@@ -90,6 +90,7 @@ elseif due then
   return {'too_late', 'pending', ''}
 end
 redis.call('HSET', KEYS[1], 'state', ARGV[2], 'decided_by', ARGV[3], 'decided_ms', now)
+if ARGV[5] == '1' then redis.call('HSET', KEYS[1], 'account', ARGV[6]) end
 if redis.call('GET', KEYS[2]) == ARGV[1] then redis.call('DEL', KEYS[2]) end
 redis.call('ZADD', KEYS[3], now + tonumber(ARGV[4]), ARGV[1])
 return {'decided', ARGV[2], ARGV[3]}
@@ -215,12 +216,20 @@ class ApprovalStore:
         return None if request_id is None else await self.load(str(request_id))
 
     async def decide(
-        self, request: ApprovalRequest, state: State, actor: str, finish_within_ms: int
+        self,
+        request: ApprovalRequest,
+        state: State,
+        actor: str,
+        finish_within_ms: int,
+        account: str | None = None,
     ) -> Verdict:
+        """`account`: the service account the requester's grant acts as now, written with
+        an approval so whoever carries it out acts as it (None: keep the one from asking)."""
         outcome, decided, by = await self._decide(
             keys=[record_key(request.id), pending_key(request.operation), DUE_KEY],
-            args=[request.id, state, actor, finish_within_ms],
-        )
+            args=[request.id, state, actor, finish_within_ms, int(account is not None),
+                  account or ""],
+        )  # fmt: skip
         return Verdict(str(outcome), str(decided), str(by))
 
     async def claim_due(self, limit: int, lease_ms: int) -> DueBatch:

@@ -291,6 +291,21 @@ def test_a_confirmation_opened_before_its_operation_was_protected_is_refused_pla
     assert slack.state.messages == [] and cancels_sent(google, OP) == 0
 
 
+def test_an_approver_taken_off_the_allowlist_since_the_request_may_not_decide_it(
+    start_bot: Callable[..., RunningBot], slack: SlackStandIn, google: OperationsStandIn
+) -> None:
+    seed(google)
+    running = start(start_bot, slack)
+    ask(running, slack)
+    message = approval_message(slack)
+    redeployed = start(start_bot, slack, allowlist=PROTECTED.replace(f"user:{LEAD}, ", ""))
+    click(redeployed, message, LEAD, APPROVE)
+    assert "may decide this request" in ephemeral_reply(slack)
+    click(redeployed, message, LEAD_MEMBER, APPROVE)  # still an approver, through the group
+    decided(message, f"<@{LEAD_MEMBER}> approved")
+    wait_for(lambda: cancels_sent(google, OP) == 1, what="the cancel")
+
+
 def test_approval_checks_the_requesters_own_grant_again(
     start_bot: Callable[..., RunningBot], slack: SlackStandIn, google: OperationsStandIn
 ) -> None:
