@@ -18,6 +18,7 @@ from bot.approval.store import ApprovalRequest, ApprovalStore, Opened, State, po
 from bot.policy.allowlist import Action, Allowlist, ApprovalRule, Decision, GroupDirectory
 from bot.policy.audit import Audit
 from bot.policy.names import OperationName, parse_operation_name
+from bot.runtime import metrics
 from bot.slack import messages
 from bot.slack.posts import OncePoster, PostInProgress, SlackPostFailed
 from bot.watch.submission import Cancellations, CancelRequest
@@ -82,9 +83,11 @@ class Approvals:
         opened = await self.store.open(
             submission_id, request, rule.expires_after_seconds * 1000, self._finish_within_ms
         )
-        if opened.opened and opened.first_time:
+        if opened.first_time:  # once per submission, whatever Slack's retries
+            step = "requested" if opened.opened else "joined"
+            metrics.APPROVALS.labels(step).inc()
             await self._audit.record(
-                "approval_requested", actor=requester, operation=str(name), channel=channel,
+                f"approval_{step}", actor=requester, operation=str(name), channel=channel,
                 outcome="pending", acting_as=account, reason=request.reason,
                 approvers=request.approvers, request=opened.request_id,
             )  # fmt: skip
@@ -238,6 +241,7 @@ class Approvals:
         out (the clicker, or the driver after the clicker stopped short) reads the same
         record, so the cancel acts as the account the approval recorded."""
         if await self.store.first_time(request.id, "audit"):
+            metrics.APPROVALS.labels(request.state).inc()
             await self._audit.record(
                 f"approval_{request.state}", actor=request.decided_by,
                 operation=request.operation, channel=request.channel, outcome=request.state,

@@ -45,6 +45,13 @@ GOOGLE_REQUESTS = Counter(
     ["method", "code"],
     registry=REGISTRY,
 )
+APPROVALS = Counter(
+    "cancel_op_approvals",
+    "Steps of two-person approval requests, each counted once wherever it happened: "
+    "requested, joined, approved, denied, expired, withdrawn.",
+    ["step"],
+    registry=REGISTRY,
+)
 SLACK_ERRORS = Counter(
     "cancel_op_slack_errors",
     "Failed Slack API calls, by Slack's error string, ratelimited, http_5xx or connection.",

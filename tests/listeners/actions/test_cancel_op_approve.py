@@ -35,6 +35,7 @@ from tests.listeners.actions.approval_flow import (
 )
 from tests.listeners.flow import OP, closed, open_modal, seed, view_text
 from tests.slack_driver import wait_for
+from tests.test_health import samples
 
 
 @pytest.fixture
@@ -97,6 +98,7 @@ def test_deny_edits_the_request_and_sends_nothing(
     google: OperationsStandIn,
     redis_url: str,
 ) -> None:
+    before = samples(running.server.url)
     ask(running, slack)
     message = approval_message(slack)
     click(running, message, LEAD, DENY)
@@ -109,6 +111,8 @@ def test_deny_edits_the_request_and_sends_nothing(
     wait_for(lambda: nothing_due(redis_url), what="the decision carried out")
     assert cancels_sent(google, OP) == 0
     assert [e["actor"] for e in audit_entries(redis_url, "approval_denied", OP)] == [LEAD]
+    key = ("cancel_op_approvals_total", (("step", "denied"),))
+    assert samples(running.server.url)[key] - before.get(key, 0.0) == 1  # once, like the audit
 
 
 def test_the_requester_cannot_approve_their_own_request(
@@ -252,14 +256,24 @@ def test_an_unanswered_request_expires_once_across_replicas_and_a_late_click_sen
 
 
 def test_a_second_request_joins_the_pending_one(
-    running: RunningBot, slack: SlackStandIn, google: OperationsStandIn
+    running: RunningBot, slack: SlackStandIn, google: OperationsStandIn, redis_url: str
 ) -> None:
+    before = samples(running.server.url)
     ask(running, slack)
     message = approval_message(slack)
     ack = ask(running, slack, user=ROTATION_MEMBER, reason="me too")
     assert "already waits for approval" in view_text(ack["view"])
     assert f"<@{ONCALL}>" in view_text(ack["view"])
     assert [m for m in slack.state.messages if "needs a second person" in m.text] == [message]
+    [requested] = audit_entries(redis_url, "approval_requested", OP)
+    joined = audit_entries(redis_url, "approval_joined", OP)
+    assert [(e["actor"], e["reason"], e["request"]) for e in joined] == [
+        (ROTATION_MEMBER, "me too", requested["request"])
+    ]
+    after = samples(running.server.url)
+    for step in ("requested", "joined"):
+        key = ("cancel_op_approvals_total", (("step", step),))
+        assert after[key] - before.get(key, 0.0) == 1, step
 
 
 def test_a_submission_without_a_reason_is_sent_back(
