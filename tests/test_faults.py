@@ -203,11 +203,17 @@ def test_a_submission_redis_answers_after_the_socket_timeout_is_queued_once(
     # Redis runs the submission, but answers after the client's 2 s socket timeout: the
     # client sends it again and must get the same answer, with a watch behind it.
     proxy.delay_reply_to(b"submission:", 2.5)
-    requested(running, view)
+    updates = len(slack.state.calls_to("views.update"))
+    ack = confirm(running, view, ONCALL)
+    # Later than Slack waits for an answer: the modal says it is queuing, then what came of it.
+    assert ack["response_action"] == "update" and "Queuing the cancel" in view_text(ack["view"])
+    late = shown_modal(slack, updates=updates + 1)
+    assert "is queued" in view_text(late) and "<#C0CHANNEL>" in view_text(late)
     assert proxy.faults.marked == 1
     wait_for(lambda: cancels_sent(google, OP) == 1, what="the cancel to reach Google")
     ended(redis_url)
     assert last_words(slack, redis_url, OP) == ["C0CHANNEL"]
+    assert [e["actor"] for e in audit_entries(redis_url, "confirmed", OP)] == [ONCALL]
 
 
 def test_a_repeated_submission_gets_the_first_answer_and_a_real_duplicate_is_told_whose(

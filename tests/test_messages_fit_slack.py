@@ -142,6 +142,8 @@ CASES: dict[str, Case] = {
     "pick_view": Case("view", st.builds(
         lambda ns, u, c: messages.pick_view(ns, metadata(ns[0], u, c)),
         st.lists(names, min_size=2, max_size=30), users, channels)),
+    "queuing_view": Case("view", st.builds(messages.queuing_view, names)),
+    "queued_late_view": Case("view", st.builds(messages.queued_late_view, names, channels)),
     "refusal_view": Case("view", st.builds(
         messages.refusal_view, st.builds(messages.denied_text, decisions, names))),
     "request_message": Case("message", st.builds(messages.request_message, names, users,

@@ -422,6 +422,30 @@ def refusal_view(text: str) -> View:
     return _modal([_section(text)])
 
 
+def queuing_view(name: OperationName) -> View:
+    """A confirm whose submission Redis has not answered within Slack's 3 s."""
+    return _modal(
+        [
+            _section(
+                f":hourglass_flowing_sand: Queuing the cancel of `{name}`: my state store "
+                "(Redis) is slow to answer. This updates when it has."
+            )
+        ]
+    )
+
+
+def queued_late_view(name: OperationName, channel: str) -> View:
+    """The late answer: the cancel is queued, and the channel's thread follows it."""
+    return _modal(
+        [
+            _section(
+                f":white_check_mark: The cancel of `{name}` is queued; its thread in "
+                f"<#{channel}> follows it. You can close this."
+            )
+        ]
+    )
+
+
 # Channel and thread messages
 
 

@@ -3,22 +3,41 @@ or, for a protected operation, ask for a second person's approval."""
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from typing import Any
 
 import redis.asyncio as redis
 from slack_bolt.context.ack.async_ack import AsyncAck
+from slack_sdk.errors import SlackApiError
+from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.policy.allowlist import Action, ApprovalRule
 from bot.policy.names import InvalidName, OperationName
 from bot.services import Services, services_of
 from bot.slack import messages
 from bot.slack.confirmation import ConfirmContext, TamperedMetadata
+from bot.slack.posts import slack_error
+from bot.watch.store import Submission
 from bot.watch.submission import CancelRequest
+
+log = logging.getLogger(__name__)
+
+# Slack waits 3 s for the answer to a submission; the checks and the submission share most
+# of it, leaving room for the network both ways.
+ACK_WITHIN_SECONDS = 2.0
+# However long the checks took, Redis gets at least this long before the modal says "queuing".
+MIN_SUBMIT_SECONDS = 0.3
 
 
 async def cancel_op_confirm(
-    ack: AsyncAck, body: dict[str, Any], view: dict[str, Any], context: dict[str, Any]
+    ack: AsyncAck,
+    body: dict[str, Any],
+    view: dict[str, Any],
+    client: AsyncWebClient,
+    context: dict[str, Any],
 ) -> None:
+    started = asyncio.get_running_loop().time()
     services = services_of(context)
     user = body["user"]["id"]
     try:
@@ -46,22 +65,50 @@ async def cancel_op_confirm(
     request = CancelRequest(
         name, user, confirm.channel, confirm.thread_ts, account=decision.account or ""
     )
+    submitting = asyncio.ensure_future(services.cancellations.request(view["id"], request))
+    left = ACK_WITHIN_SECONDS - (asyncio.get_running_loop().time() - started)
     try:
-        submission = await services.cancellations.request(view["id"], request)
+        async with asyncio.timeout(max(left, MIN_SUBMIT_SECONDS)):
+            submission = await asyncio.shield(submitting)
+    except TimeoutError:
+        # Slack drops an answer later than 3 s and shows an error: say it is on its way,
+        # and update the modal once Redis answers (the submission itself goes on).
+        await ack(response_action="update", view=messages.queuing_view(name))
+        content = await _outcome(submitting, name, confirm.channel)
+        try:
+            await client.views_update(view_id=view["id"], view=content)
+        except SlackApiError as exc:
+            log.info("late outcome not shown", extra={"slack_error": slack_error(exc)})
     except redis.RedisError:
         await ack(response_action="update", view=messages.refusal_view(messages.unavailable_text()))
         return
+    else:
+        if not submission.queued:
+            text = messages.already_cancelling_text(name, submission.requester, submission.link)
+            await ack(response_action="update", view=messages.refusal_view(text))
+            return
+        # Queued: the modal closes and the thread speaks from here (its first message says
+        # who asked to cancel what); a modal stays only for what the person must read.
+        await ack(response_action="clear")
+    if submitting.exception() is None and submitting.result().queued:
+        await services.audit.record(
+            "confirmed", actor=user, operation=str(name), channel=confirm.channel,
+            outcome="confirmed", acting_as=decision.account,
+        )  # fmt: skip
+
+
+async def _outcome(
+    submitting: asyncio.Future[Submission], name: OperationName, channel: str
+) -> dict[str, Any]:
+    """The modal's last view for a submission Redis answered late."""
+    try:
+        submission = await submitting
+    except redis.RedisError:
+        return messages.refusal_view(messages.unavailable_text())
     if not submission.queued:
         text = messages.already_cancelling_text(name, submission.requester, submission.link)
-        await ack(response_action="update", view=messages.refusal_view(text))
-        return
-    # Queued: the modal closes and the thread speaks from here (its first message says
-    # who asked to cancel what); a modal stays only for what the person must read.
-    await ack(response_action="clear")
-    await services.audit.record(
-        "confirmed", actor=user, operation=str(name), channel=confirm.channel,
-        outcome="confirmed", acting_as=decision.account,
-    )  # fmt: skip
+        return messages.refusal_view(text)
+    return messages.queued_late_view(name, channel)
 
 
 async def _refuse(
