@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable
 from typing import Any
 
 import redis.asyncio as redis
@@ -17,6 +18,7 @@ from bot.policy.names import InvalidName, OperationName
 from bot.services import Services, services_of
 from bot.slack import messages
 from bot.slack.confirmation import ConfirmContext, TamperedMetadata
+from bot.slack.messages import View
 from bot.slack.posts import slack_error
 from bot.watch.store import Submission
 from bot.watch.submission import CancelRequest
@@ -65,50 +67,46 @@ async def cancel_op_confirm(
     request = CancelRequest(
         name, user, confirm.channel, confirm.thread_ts, account=decision.account or ""
     )
-    submitting = asyncio.ensure_future(services.cancellations.request(view["id"], request))
+    submitted = _refusal_of(services.cancellations.request(view["id"], request), name)
+    submitting = asyncio.ensure_future(submitted)
     left = ACK_WITHIN_SECONDS - (asyncio.get_running_loop().time() - started)
     try:
         async with asyncio.timeout(max(left, MIN_SUBMIT_SECONDS)):
-            submission = await asyncio.shield(submitting)
+            refusal = await asyncio.shield(submitting)
     except TimeoutError:
         # Slack drops an answer later than 3 s and shows an error: say it is on its way,
         # and update the modal once Redis answers (the submission itself goes on).
         await ack(response_action="update", view=messages.queuing_view(name))
-        content = await _outcome(submitting, name, confirm.channel)
+        refusal = await submitting
+        late = refusal or messages.queued_late_view(name, confirm.channel)
         try:
-            await client.views_update(view_id=view["id"], view=content)
+            await client.views_update(view_id=view["id"], view=late)
         except SlackApiError as exc:
             log.info("late outcome not shown", extra={"slack_error": slack_error(exc)})
-    except redis.RedisError:
-        await ack(response_action="update", view=messages.refusal_view(messages.unavailable_text()))
-        return
     else:
-        if not submission.queued:
-            text = messages.already_cancelling_text(name, submission.requester, submission.link)
-            await ack(response_action="update", view=messages.refusal_view(text))
-            return
         # Queued: the modal closes and the thread speaks from here (its first message says
         # who asked to cancel what); a modal stays only for what the person must read.
-        await ack(response_action="clear")
-    if submitting.exception() is None and submitting.result().queued:
+        if refusal is None:
+            await ack(response_action="clear")
+        else:
+            await ack(response_action="update", view=refusal)
+    if refusal is None:
         await services.audit.record(
             "confirmed", actor=user, operation=str(name), channel=confirm.channel,
             outcome="confirmed", acting_as=decision.account,
         )  # fmt: skip
 
 
-async def _outcome(
-    submitting: asyncio.Future[Submission], name: OperationName, channel: str
-) -> dict[str, Any]:
-    """The modal's last view for a submission Redis answered late."""
+async def _refusal_of(submitted: Awaitable[Submission], name: OperationName) -> View | None:
+    """What the modal says instead of closing; None when the cancel is queued."""
     try:
-        submission = await submitting
+        submission = await submitted
     except redis.RedisError:
         return messages.refusal_view(messages.unavailable_text())
-    if not submission.queued:
-        text = messages.already_cancelling_text(name, submission.requester, submission.link)
-        return messages.refusal_view(text)
-    return messages.queued_late_view(name, channel)
+    if submission.queued:
+        return None
+    text = messages.already_cancelling_text(name, submission.requester, submission.link)
+    return messages.refusal_view(text)
 
 
 async def _refuse(
