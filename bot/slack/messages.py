@@ -262,8 +262,13 @@ def unavailable_text() -> str:
     )
 
 
+def _see(link: str, what: str) -> str:
+    """A link reading "See <what>", cut to Slack's limits; nothing without a link."""
+    return f" <{_fit(link, _LINK_TEXT)}|See {what}>." if link else ""
+
+
 def already_cancelling_text(name: OperationName, requester: str, link: str) -> str:
-    where = f" <{_fit(link, _LINK_TEXT)}|See the thread>." if link else ""
+    where = _see(link, "the thread")
     return (
         f":information_source: `{name}` is already being cancelled: <@{requester}> asked "
         f"for it.{where} Nothing more was sent to Google."
@@ -424,26 +429,20 @@ def refusal_view(text: str) -> View:
 
 def queuing_view(name: OperationName) -> View:
     """A confirm whose submission Redis has not answered within Slack's 3 s."""
-    return _modal(
-        [
-            _section(
-                f":hourglass_flowing_sand: Queuing the cancel of `{name}`: my state store "
-                "(Redis) is slow to answer. This updates when it has."
-            )
-        ]
+    text = (
+        f":hourglass_flowing_sand: Queuing the cancel of `{name}`: my state store (Redis) is "
+        "slow to answer. This updates when it has."
     )
+    return _modal([_section(text)])
 
 
 def queued_late_view(name: OperationName, channel: str) -> View:
     """The late answer: the cancel is queued, and the channel's thread follows it."""
-    return _modal(
-        [
-            _section(
-                f":white_check_mark: The cancel of `{name}` is queued; its thread in "
-                f"<#{channel}> follows it. You can close this."
-            )
-        ]
+    text = (
+        f":white_check_mark: The cancel of `{name}` is queued; its thread in <#{channel}> "
+        "follows it. You can close this."
     )
+    return _modal([_section(text)])
 
 
 # Channel and thread messages
@@ -561,7 +560,7 @@ def approval_refusal_text(click: ClickResult) -> str:
 
 def approval_pending_text(name: OperationName, request: ApprovalRequest) -> str:
     """A second request for an operation that already waits for approval joins it."""
-    where = f" <{_fit(request.link, _LINK_TEXT)}|See the request>." if request.link else ""
+    where = _see(request.link, "the request")
     return (
         f":information_source: `{name}` already waits for approval: <@{request.requester}> "
         f"asked for its cancel.{where} Nothing more was sent to Google."
@@ -602,7 +601,7 @@ def reason_missing_text() -> str:
 
 def approval_status_blocks(request: ApprovalRequest) -> Blocks:
     """`/cancel-op status`: the operation's pending approval request."""
-    where = f" <{_fit(request.link, _LINK_TEXT)}|See the request>." if request.link else ""
+    where = _see(request.link, "the request")
     asked = times.slack_date(datetime.fromtimestamp(request.created_ms / 1000, UTC))
     return [
         _section(

@@ -132,11 +132,11 @@ async def _ask_approval(
         await _refuse(ack, services, confirm.requester, str(name), confirm.channel,
                       "no_other_approver", messages.no_other_approver_text(name))  # fmt: skip
         return
-    reason = _reason(view)
     if not _asks_why(view):  # opened before its operation was protected: no reason input
         await _refuse(ack, services, confirm.requester, str(name), confirm.channel,
                       "now_protected", messages.now_protected_text(name))  # fmt: skip
         return
+    reason = _reason(view)
     if not reason:
         await ack(
             response_action="errors", errors={messages.REASON_ID: messages.reason_missing_text()}
@@ -148,11 +148,12 @@ async def _ask_approval(
             view["id"], name, confirm.requester, confirm.channel, confirm.thread_ts, reason,
             approval, account,
         )  # fmt: skip
-        pending = await approvals.store.load(opened.request_id)
+        # Only a joined request is shown from its record; a new one is posted after the ack.
+        pending = None if opened.opened else await approvals.store.load(opened.request_id)
     except redis.RedisError:
         await ack(response_action="update", view=messages.refusal_view(messages.unavailable_text()))
         return
-    if not opened.opened and pending is not None:
+    if pending is not None:
         text = messages.approval_pending_text(name, pending)
         await ack(response_action="update", view=messages.refusal_view(text))
         return
