@@ -78,7 +78,7 @@ def build_services(
     slack: AsyncWebClient,
     operations: OperationsClient,
 ) -> Services:
-    watcher = build_watcher(settings, store, slack, operations)
+    watcher, approvals = build_poller(settings, store, slack, operations)
     return Services(
         settings=settings,
         redis=store,
@@ -89,23 +89,33 @@ def build_services(
         cancellations=Cancellations(watcher.store, watcher.wake),
         signer=MetadataSigner(settings.slack_bot_token),
         watcher=watcher,
-        approvals=build_approvals(settings, store, slack, watcher),
+        approvals=approvals,
     )
 
 
 def build_watcher(
     settings: Settings, store: redis.Redis, slack: AsyncWebClient, operations: OperationsClient
 ) -> Watcher:
+    """The poller of a process that serves no Slack requests (`worker`)."""
+    return build_poller(settings, store, slack, operations)[0]
+
+
+def build_poller(
+    settings: Settings, store: redis.Redis, slack: AsyncWebClient, operations: OperationsClient
+) -> tuple[Watcher, Approvals]:
+    """The poller, and the approvals whose expiry runs beside it: one of each per process."""
     timeout_ms = int(settings.watch_timeout_seconds * 1000)
     lease_ms = int(settings.watch_lease_seconds * 1000)
     # The operation's active key lives as long as its watch can, plus a lease to finish.
     watch_store = WatchStore(store, active_ttl_ms=timeout_ms + 2 * lease_ms)
+    poster = OncePoster(slack, store, lease_ms, watch_store.record_ttl_seconds)
+    audit = Audit(store)
     watcher = Watcher(
         watch_store,
-        OncePoster(slack, store, lease_ms, watch_store.record_ttl_seconds),
+        poster,
         operations.without_retries(),
         operations,
-        Audit(store),
+        audit,
         PollSchedule(
             initial_ms=int(settings.poll_initial_seconds * 1000),
             multiplier=settings.poll_multiplier,
@@ -114,23 +124,16 @@ def build_watcher(
         watch_timeout_ms=timeout_ms,
         lease_ms=lease_ms,
     )
-    # Approval requests expire wherever watches are polled: every replica shares the work.
-    approvals = build_approvals(settings, store, slack, watcher)
-    watcher.run_beside(ExpiryDriver(approvals, lease_ms).run)
-    return watcher
-
-
-def build_approvals(
-    settings: Settings, store: redis.Redis, slack: AsyncWebClient, watcher: Watcher
-) -> Approvals:
-    lease_ms = int(settings.watch_lease_seconds * 1000)
-    return Approvals(
+    approvals = Approvals(
         ApprovalStore(store),
-        OncePoster(slack, store, lease_ms, watcher.store.record_ttl_seconds),
-        Cancellations(watcher.store, watcher.wake),
-        Audit(store),
+        poster,
+        Cancellations(watch_store, watcher.wake),
+        audit,
         finish_within_ms=lease_ms,
     )
+    # Approval requests expire wherever watches are polled: every replica shares the work.
+    watcher.run_beside(ExpiryDriver(approvals, lease_ms).run)
+    return watcher, approvals
 
 
 def build_app(services: Services, slack: AsyncWebClient) -> AsyncApp:
