@@ -19,6 +19,7 @@ from typing import Any
 
 from aiohttp import web
 
+from bot.standins.google_errors import google_error
 from bot.standins.trickle import trickle
 
 CLOUD_PLATFORM = "https://www.googleapis.com/auth/cloud-platform"
@@ -109,21 +110,21 @@ class IamCredentialsStandIn:
     @staticmethod
     def _answer(state: IamCredentialsState, project: str, account: str, body: Any) -> web.Response:
         if project != "-":
-            return _error(400, "INVALID_ARGUMENT", "The project must be the wildcard '-'.")
+            return google_error(400, "INVALID_ARGUMENT", "The project must be the wildcard '-'.")
         if not isinstance(body, dict) or not body.get("scope"):
-            return _error(400, "INVALID_ARGUMENT", "Scope is required.")
+            return google_error(400, "INVALID_ARGUMENT", "Scope is required.")
         lifetime = _LIFETIME.fullmatch(str(body.get("lifetime", "3600s")))
         if lifetime is None or not 1 <= int(lifetime.group(1)) <= _MAX_LIFETIME_SECONDS:
-            return _error(
+            return google_error(
                 400, "INVALID_ARGUMENT", "The lifetime must be between 1s and 3600s, like 3600s."
             )
         refusal = state.refusals.get(account)
         if refusal == "UNAVAILABLE":
             return web.Response(status=502, text=_UNAVAILABLE_PAGE, content_type="text/html")
         if refusal == "NOT_FOUND":
-            return _error(404, "NOT_FOUND", f"Service account {account} not found.")
+            return google_error(404, "NOT_FOUND", f"Service account {account} not found.")
         if refusal is not None:
-            return _error(403, "PERMISSION_DENIED", _DENIED, _denied_details())
+            return google_error(403, "PERMISSION_DENIED", _DENIED, _denied_details())
         seconds = state.lifetime_seconds or int(lifetime.group(1))
         # Whole seconds, as Google writes expireTime.
         expires = int(time.time()) + seconds
@@ -147,7 +148,7 @@ class IamCredentialsStandIn:
         elif how in ("PERMISSION_DENIED", "NOT_FOUND", "UNAVAILABLE"):
             self.state.refuse(account, how)
         else:
-            return _error(400, "INVALID_ARGUMENT", f"unknown refusal {how!r}")
+            return google_error(400, "INVALID_ARGUMENT", f"unknown refusal {how!r}")
         return web.json_response({"refusals": self.state.refusals})
 
 
@@ -160,12 +161,3 @@ def _denied_details() -> list[dict[str, Any]]:
             "metadata": {"permission": "iam.serviceAccounts.getAccessToken"},
         }
     ]
-
-
-def _error(
-    status: int, rpc_status: str, message: str, details: list[dict[str, Any]] | None = None
-) -> web.Response:
-    error: dict[str, Any] = {"code": status, "message": message, "status": rpc_status}
-    if details:
-        error["details"] = details
-    return web.json_response({"error": error}, status=status)

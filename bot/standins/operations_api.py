@@ -23,6 +23,7 @@ from typing import Any
 
 from aiohttp import web
 
+from bot.standins.google_errors import google_error
 from bot.standins.iam_credentials import MintedToken
 from bot.standins.trickle import trickle
 
@@ -225,7 +226,7 @@ class OperationsStandIn:
             return refused or self._list_page(state, parent, request.query)
         match = _PATH.fullmatch(request.path)
         if match is None:
-            return _error(404, "NOT_FOUND", f"no such path {request.path}")
+            return google_error(404, "NOT_FOUND", f"no such path {request.path}")
         name, action = match.group(1), (match.group(2) or "").lstrip(":")
         record = Request(request.method, name, action, authorization, time.monotonic(),
                          identity=identity)  # fmt: skip
@@ -261,23 +262,23 @@ class OperationsStandIn:
         queued = state.scripted.get((method, name))
         fault = queued.popleft() if queued else state.faults.get((method, name))
         if fault is not None:
-            return _error(*fault)
+            return google_error(*fault)
         operation = state.operations.get(name)
         if operation is None:
-            return _error(404, "NOT_FOUND", f"Operation {name} not found.")
+            return google_error(404, "NOT_FOUND", f"Operation {name} not found.")
         if method == "GET" and not action:
             _advance(operation)
             return web.json_response(operation.to_json())
         if method == "POST" and action == "cancel":
             return _cancel(operation)
-        return _error(405, "INVALID_ARGUMENT", "method not allowed")
+        return google_error(405, "INVALID_ARGUMENT", "method not allowed")
 
 
 def _cancel(operation: FakeOperation) -> web.Response:
     if operation.behaviour is Behaviour.UNIMPLEMENTED:
-        return _error(501, "UNIMPLEMENTED", "Operation cancellation is not supported.")
+        return google_error(501, "UNIMPLEMENTED", "Operation cancellation is not supported.")
     if operation.behaviour is Behaviour.NOT_CANCELLABLE or operation.done:
-        return _error(400, "FAILED_PRECONDITION", "Operation is not cancellable.")
+        return google_error(400, "FAILED_PRECONDITION", "Operation is not cancellable.")
     operation.cancel_requested = True
     return web.json_response({})
 
@@ -357,22 +358,17 @@ def _refused(
     if minted is None:
         return None
     if time.time() >= minted.expires:
-        return _error(
+        return google_error(
             401,
             "UNAUTHENTICATED",
             "Request had invalid authentication credentials. Expected OAuth 2 access token, "
             "login cookie or other valid authentication credential.",
         )
     if any(resource.startswith(prefix) for prefix in state.denied.get(minted.account, [])):
-        return _error(
+        return google_error(
             403,
             "PERMISSION_DENIED",
             f"Permission 'cloudaicompanion.operations.{permission}' denied on resource "
             f"'//cloudaicompanion.googleapis.com/{resource}' (or it may not exist).",
         )
     return None
-
-
-def _error(status: int, rpc_status: str, message: str) -> web.Response:
-    body = {"error": {"code": status, "message": message, "status": rpc_status}}
-    return web.json_response(body, status=status)
